@@ -1,0 +1,150 @@
+"""The root configuration: typed sections loaded from YAML, overridable with ``a.b=c`` pairs.
+
+A wrong config fails at load time with every problem named by its dotted field path and the
+file it came from. Endpoints and credentials are never configured here: they come from the
+standard environment variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``MLFLOW_TRACKING_URI``,
+``RAY_ADDRESS``, ...), so the same YAML runs on a laptop and on a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError
+
+from soilnet import storage
+from soilnet.configbase import StrictModel
+from soilnet.data.climate_cube import ClimateLayout
+from soilnet.data.demo_region import DemoConfig
+from soilnet.data.raster_cube import RasterLayout
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the fields."""
+
+
+class DataConfig(StrictModel):
+    """Where the cubes and tables live (local paths or s3:// URLs)."""
+
+    root: str = Field("demo", description="Workspace URL; the defaults below are relative to it.")
+    raster: str | None = Field(None, description="Raster cube URL (default: <root>/raster.zarr).")
+    climate: str | None = Field(None, description="Climate cube URL (default: <root>/climate.zarr).")
+    points: str | None = Field(None, description="Points table URL (default: <root>/points.parquet).")
+    truth: str | None = Field(None, description="True target map, demo only (default: <root>/truth.zarr).")
+    region: str | None = Field(None, description="Region GeoJSON URL (default: <root>/region.geojson).")
+    runs: str | None = Field(None, description="Run outputs: checkpoints, maps (default: <root>/runs).")
+
+    def url(self, part: str) -> str:
+        """The URL of a part, explicit or derived from the workspace root."""
+        explicit = getattr(self, part)
+        if explicit:
+            return str(explicit)
+        suffix = {
+            "raster": "raster.zarr",
+            "climate": "climate.zarr",
+            "points": "points.parquet",
+            "truth": "truth.zarr",
+            "region": "region.geojson",
+            "runs": "runs",
+        }[part]
+        return storage.join(storage.resolve(self.root).url, suffix)
+
+
+class SoilnetConfig(StrictModel):
+    """Everything a soilnet job reads; each section is documented field by field."""
+
+    data: DataConfig = Field(default_factory=DataConfig, description="Locations of cubes and tables.")
+    demo: DemoConfig = Field(default_factory=DemoConfig, description="The generated demo region.")
+    raster_layout: RasterLayout = Field(default_factory=RasterLayout, description="Raster cube chunking.")
+    climate_layout: ClimateLayout = Field(default_factory=ClimateLayout, description="Climate cube chunking.")
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Logging level.")
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    if not all(keys):
+        raise ConfigError(f"override {dotted!r}: empty key")
+    node = tree
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {dotted!r}: {key!r} is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """Turn ``["a.b=1", "c=x"]`` into a nested dict; values are parsed as YAML scalars."""
+    tree: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"override {pair!r} is not of the form section.field=value")
+        key, raw = pair.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {pair!r}: value is not valid YAML: {exc}") from exc
+        _set_dotted(tree, key.strip(), value)
+    return tree
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Safely load a YAML mapping from a local path or URL."""
+    where = os.fspath(path)
+    try:
+        with storage.open_file(where, "rb") as f:
+            tree = yaml.safe_load(f)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {where} not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {where} is not valid YAML: {exc}") from exc
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config file {where}: expected a mapping at the top level, got {type(tree).__name__}")
+    return tree
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: ``section.field: message (got value)``."""
+    lines = [f"invalid configuration ({source}):"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        got = f" (got {err['input']!r})" if err["type"] != "missing" and not isinstance(err["input"], dict) else ""
+        lines.append(f"  {loc}: {err['msg']}{got}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = ()) -> SoilnetConfig:
+    """Load the config from YAML (or the embedded defaults) and apply ``a.b=c`` overrides."""
+    tree = read_yaml(path) if path else {}
+    tree = _merge(tree, parse_overrides(overrides))
+    source = os.fspath(path) if path else "embedded defaults"
+    if overrides:
+        source += " + overrides " + " ".join(overrides)
+    try:
+        return SoilnetConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from exc
+
+
+def dump_config(cfg: SoilnetConfig) -> str:
+    """The effective configuration as YAML (what a run records)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "jobs" / "configs" / "demo.yaml"

@@ -1,0 +1,1 @@
+"""Data: cube contracts, points table, demo region, ingest, Earth Engine and sampling."""

@@ -1,0 +1,82 @@
+"""Shared plumbing of soilnet's Zarr v3 cubes: create, open by kind, coordinates, CRS attributes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import zarr
+from pyproj import CRS
+
+from soilnet import storage
+from soilnet.data.grid import Grid
+
+
+class CubeValidationError(ValueError):
+    """A store is not a valid soilnet cube; the message names the store, variable and problem."""
+
+
+class CubeExistsError(FileExistsError):
+    """A cube already exists where a new one would be written (pass overwrite to replace it)."""
+
+
+def create_group(url: str | os.PathLike[str], meta: Mapping[str, Any], overwrite: bool) -> zarr.Group:
+    """Create a Zarr v3 group for a new cube; refuses to replace an existing one unless asked."""
+    where = storage.resolve(url).url
+    if storage.exists(storage.join(where, "zarr.json")):
+        if not overwrite:
+            raise CubeExistsError(f"{where}: a cube already exists here (use --overwrite to replace it)")
+        storage.remove(where)
+    store = storage.zarr_store(where, read_only=False)
+    return zarr.open_group(store, mode="w", zarr_format=3, attributes=dict(meta))
+
+
+def open_group(url: str | os.PathLike[str], kind: str, writable: bool = False) -> tuple[zarr.Group, dict[str, Any]]:
+    """Open a cube's group and check it is a soilnet cube of the expected kind."""
+    where = storage.resolve(url).url
+    if not storage.exists(storage.join(where, "zarr.json")):
+        raise CubeValidationError(f"{where}: no Zarr v3 group here (zarr.json missing); expected a soilnet {kind}")
+    store = storage.zarr_store(where, read_only=not writable)
+    try:
+        group = zarr.open_group(store, mode="r+" if writable else "r", zarr_format=3)
+    except (ValueError, KeyError, OSError) as exc:
+        raise CubeValidationError(f"{where}: cannot open as a Zarr v3 group: {exc}") from exc
+    meta = dict(group.attrs)
+    found = meta.get("soilnet_kind")
+    if found != kind:
+        raise CubeValidationError(f"{where}: not a soilnet {kind} (soilnet_kind={found!r})")
+    return group, meta
+
+
+def write_coord(
+    group: zarr.Group, name: str, values: np.ndarray, dims: Sequence[str], attrs: Mapping[str, Any]
+) -> None:
+    """Write a small coordinate array in one chunk."""
+    values = np.asarray(values)
+    arr = group.create_array(
+        name,
+        shape=values.shape,
+        dtype=values.dtype if values.dtype.kind != "U" else str,
+        chunks=values.shape or "auto",
+        dimension_names=tuple(dims),
+        attributes=dict(attrs),
+        fill_value=None if values.dtype.kind in "fiu" else "",
+    )
+    arr[...] = values
+
+
+def crs_attrs(grid: Grid) -> dict[str, Any]:
+    """CF grid-mapping attributes (``crs_wkt``, ``spatial_ref``, ``GeoTransform``) for rioxarray."""
+    crs = CRS.from_epsg(grid.epsg)
+    wkt = crs.to_wkt()
+    cf = crs.to_cf()
+    a, b, c, d, e, f = grid.transform
+    return {
+        **{k: v for k, v in cf.items() if isinstance(v, str | int | float)},
+        "crs_wkt": wkt,
+        "spatial_ref": wkt,
+        "epsg": grid.epsg,
+        "GeoTransform": f"{c} {a} {b} {f} {d} {e}",
+    }
