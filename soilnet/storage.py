@@ -56,6 +56,13 @@ class Location:
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
+def unreachable_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean a store cannot be reached (endpoint down, bad credentials)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (OSError, ValueError, BotoCoreError, ClientError)
+
+
 def is_remote(url: str) -> bool:
     """True if the URL points at an object store rather than the local disk."""
     return url.startswith("s3://")
@@ -91,7 +98,7 @@ def exists(url: str | os.PathLike[str]) -> bool:
     loc = resolve(url)
     try:
         return bool(loc.fs.exists(loc.path))
-    except (OSError, ValueError) as exc:  # unreachable endpoint, bad credentials
+    except unreachable_errors() as exc:
         raise StorageError(f"cannot reach {loc.url}: {exc}") from exc
 
 

@@ -103,9 +103,7 @@ class ClimateCube:
             )
         return row, col
 
-    def read_series(
-        self, x: np.ndarray, y: np.ndarray, epsg: int, end: np.ndarray | str, months: int
-    ) -> np.ndarray:
+    def read_series(self, x: np.ndarray, y: np.ndarray, epsg: int, end: np.ndarray | str, months: int) -> np.ndarray:
         """(N, months, variable) float32 series ending at each point's month, nearest climate pixel.
 
         Points are grouped by climate chunk so each chunk (whole series of a block) is read once.
@@ -151,7 +149,11 @@ def create_climate_cube(
         fill_value=np.nan,
         compressors=[zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")],
         dimension_names=("variable", "time", "y", "x"),
-        attributes={"grid_mapping": "spatial_ref", "coordinates": "spatial_ref", "units_by_variable": {v: CLIMATE_VARIABLES.get(v, "") for v in variables}},
+        attributes={
+            "grid_mapping": "spatial_ref",
+            "coordinates": "spatial_ref",
+            "units_by_variable": {v: CLIMATE_VARIABLES.get(v, "") for v in variables},
+        },
     )
     write_coord(group, "variable", np.array(list(variables), dtype=str), ("variable",), {"long_name": "variable"})
     write_coord(
@@ -164,8 +166,14 @@ def create_climate_cube(
     write_coord(group, "x", grid.x_coords(), ("x",), {"standard_name": "projection_x_coordinate"})
     write_coord(group, "y", grid.y_coords(), ("y",), {"standard_name": "projection_y_coordinate"})
     write_coord(group, "spatial_ref", np.array(0, dtype=np.int32), (), crs_attrs(grid))
-    log.info("created climate cube %s: %d variables x %d months, %d x %d px", where, len(variables), len(times),
-             grid.width, grid.height)
+    log.info(
+        "created climate cube %s: %d variables x %d months, %d x %d px",
+        where,
+        len(variables),
+        len(times),
+        grid.width,
+        grid.height,
+    )
     return open_climate_cube(url, writable=True)
 
 
@@ -186,7 +194,9 @@ def open_climate_cube(url: str | os.PathLike[str], writable: bool = False) -> Cl
     data = group["climate"]
     dims = tuple(data.metadata.dimension_names or ())
     if dims != ("variable", "time", "y", "x"):
-        raise CubeValidationError(f"{where}: variable 'climate' has dims {dims}, expected ('variable', 'time', 'y', 'x')")
+        raise CubeValidationError(
+            f"{where}: variable 'climate' has dims {dims}, expected ('variable', 'time', 'y', 'x')"
+        )
     if data.dtype != np.float32:
         raise CubeValidationError(f"{where}: variable 'climate' has dtype {data.dtype}, expected float32")
     try:
@@ -194,7 +204,9 @@ def open_climate_cube(url: str | os.PathLike[str], writable: bool = False) -> Cl
     except (KeyError, TypeError, ValueError) as exc:
         raise CubeValidationError(f"{where}: group attribute 'grid' (EPSG, transform, size) invalid: {exc}") from exc
     if data.shape[2:] != (grid.height, grid.width):
-        raise CubeValidationError(f"{where}: 'climate' is {data.shape[2:]} px but the grid is {(grid.height, grid.width)}")
+        raise CubeValidationError(
+            f"{where}: 'climate' is {data.shape[2:]} px but the grid is {(grid.height, grid.width)}"
+        )
     times = EPOCH + np.asarray(group["time"][:], dtype=np.int64).astype("timedelta64[D]")
     check_monthly(times, where)
     variables = tuple(str(v) for v in group["variable"][:])
@@ -203,7 +215,9 @@ def open_climate_cube(url: str | os.PathLike[str], writable: bool = False) -> Cl
     return ClimateCube(where, group, grid, variables, times, dict(meta.get("attrs", {})))
 
 
-def validate_climate_cube(url: str | os.PathLike[str], required: Sequence[str] = (), min_months: int = 1) -> ClimateCube:
+def validate_climate_cube(
+    url: str | os.PathLike[str], required: Sequence[str] = (), min_months: int = 1
+) -> ClimateCube:
     """Open a climate cube and check the variables and series length a job needs."""
     cube = open_climate_cube(url)
     missing = [v for v in required if v not in cube.variables]

@@ -99,8 +99,8 @@ class DemoPaths:
 
 def demo_grid(cfg: DemoConfig) -> Grid:
     """The raster grid of the demo region; errors if it cannot hold one training patch."""
-    width = int(round(cfg.width_km * 1000 / cfg.resolution_m))
-    height = int(round(cfg.height_km * 1000 / cfg.resolution_m))
+    width = round(cfg.width_km * 1000 / cfg.resolution_m)
+    height = round(cfg.height_km * 1000 / cfg.resolution_m)
     if min(width, height) < cfg.min_patch_px:
         raise ValueError(
             f"demo region of {width} x {height} px is too small for one {cfg.min_patch_px} px patch "
@@ -130,7 +130,8 @@ class Fields:
 
     def greenness(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Vegetation vigour in [0, 1]."""
-        return np.clip(0.55 + 0.45 * self._n(rows, cols, 80, 4), 0, 1)
+        coarse, fine = self._n(rows, cols, 150, 4, 3), self._n(rows, cols, 10, 7, 2)
+        return np.clip(0.55 + 0.3 * coarse + 0.35 * fine, 0, 1)
 
     def landcover(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """WorldCover classes from elevation, wetness, greenness and an urban field."""
@@ -140,8 +141,8 @@ class Fields:
         lc[green < 0.45] = 40
         lc[green > 0.7] = 10
         lc[(elev > 620) & (green < 0.5)] = 60
-        lc[urban > 0.55] = 50
-        lc[(wet > 0.9) & (elev < 200)] = 80
+        lc[urban > 0.42] = 50
+        lc[(wet > 0.78) & (elev < 230)] = 80
         return lc
 
     def cloud(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -209,9 +210,9 @@ def soc_field(
     """Soil organic carbon (g/kg) from pixel, context (~1 km) and climate drivers."""
     log_soc = (
         2.9
-        + 0.35 * (green - 0.5)
-        + 1.1 * (green_ctx - 0.5)
-        + 0.7 * forest_ctx
+        + 0.2 * (green - 0.5)
+        + 1.6 * (green_ctx - 0.5)
+        + 0.9 * forest_ctx
         + 0.6 * (wet - 0.5)
         + 0.0006 * (elev - 350)
         - 0.06 * (temp - 9.0)
@@ -220,8 +221,8 @@ def soc_field(
     return np.exp(log_soc)
 
 
-def reflectance(lc: np.ndarray, green: np.ndarray, soc: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(7, h, w) surface reflectance from class spectra, greenness and SOC darkening of soil."""
+def reflectance(lc: np.ndarray, green: np.ndarray, soc: np.ndarray, speckle: np.ndarray) -> np.ndarray:
+    """(7, h, w) surface reflectance from class spectra, greenness, SOC darkening and sensor noise."""
     spectra = np.zeros((7, *lc.shape), dtype=np.float64)
     for cls, spec in SPECTRA.items():
         spectra[:, lc == cls] = np.asarray(spec)[:, None]
@@ -231,7 +232,7 @@ def reflectance(lc: np.ndarray, green: np.ndarray, soc: np.ndarray, rng: np.rand
     soil_exposure = np.where(np.isin(lc, (40, 60)), 1.0 - 0.6 * green, 0.2)
     darkening = 1.0 - soil_exposure * 0.35 * np.clip(np.nan_to_num(soc) / 100.0, 0, 1)
     spectra *= darkening[None]
-    spectra += rng.normal(0.0, 0.004, spectra.shape)
+    spectra += speckle
     return np.clip(spectra, 0.001, 1.0)
 
 
@@ -271,7 +272,7 @@ class DemoGenerator:
         self.fields = Fields(cfg)
         self.climate = ClimateModel(cfg, self.fields, self.grid)
         self.to_lonlat = Transformer.from_crs(cfg.epsg, 4326, always_xy=True)
-        self.halo = max(1, int(round(CONTEXT_RADIUS_M / cfg.resolution_m)))
+        self.halo = max(1, round(CONTEXT_RADIUS_M / cfg.resolution_m))
 
     def climate_normals_at(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Normals of the TerraClimate cell holding each raster-CRS point (nearest cell)."""
@@ -300,12 +301,16 @@ class DemoGenerator:
         lc_t, green_t = lc[inner], green[inner]
         soc = soc_field(green_t, forest_ctx, green_ctx, f.wetness(rows, cols)[inner], elev, temp, precip)
         soc[np.isin(lc_t, NO_SOIL)] = np.nan
-        rng = np.random.default_rng([self.cfg.seed, row0, col0])
-        sr = reflectance(lc_t, green_t, soc, rng)
+        sr = reflectance(lc_t, green_t, soc, self.speckle(rows[inner[0]], cols[:, inner[1]]))
         bands = np.concatenate([sr, indices(sr), elev[None], slope_percent(elev_halo, self.cfg.resolution_m)[None]])
         cloud = f.cloud(rows[inner[0]], cols[:, inner[1]])
         bands[: len(REFLECTANCE_BANDS) + len(INDEX_BANDS), cloud] = np.nan
         return TileResult(bands.astype(np.float32), lc_t, soc.astype(np.float32), cloud)
+
+    def speckle(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """(7, h, w) per-pixel sensor noise (std 0.004), a function of position so tiling never matters."""
+        base = self.cfg.seed * 1000 + 50
+        return np.stack([0.004 * np.sqrt(3.0) * value_noise(rows, cols, 1.0, base + b) for b in range(7)])
 
     def candidate_points(self) -> tuple[np.ndarray, np.ndarray]:
         """Oversampled random sample locations (pixel centres) over the whole region."""
@@ -338,11 +343,17 @@ def region_geojson(grid: Grid) -> dict[str, object]:
     west, south, east, north = grid.bounds
     t = np.linspace(0, 1, 11)
     xs = np.concatenate([west + (east - west) * t, np.full(11, east), east - (east - west) * t, np.full(11, west)])
-    ys = np.concatenate([np.full(11, south), south + (north - south) * t, np.full(11, north), north - (north - south) * t])
+    ys = np.concatenate(
+        [np.full(11, south), south + (north - south) * t, np.full(11, north), north - (north - south) * t]
+    )
     lon, lat = Transformer.from_crs(grid.epsg, 4326, always_xy=True).transform(xs, ys)
     ring = [[float(a), float(b)] for a, b in zip(lon, lat, strict=True)]
     ring.append(ring[0])
-    return {"type": "Feature", "properties": {"crs_of_grid": grid.crs}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    return {
+        "type": "Feature",
+        "properties": {"crs_of_grid": grid.crs},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
 
 
 def generate_demo_region(

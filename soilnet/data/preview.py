@@ -11,15 +11,12 @@ import logging
 import os
 from collections.abc import Sequence
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from soilnet import storage  # noqa: E402
-from soilnet.data.raster_cube import RasterCube, decode  # noqa: E402
+from soilnet import storage
+from soilnet.data.raster_cube import RasterCube, decode
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +37,14 @@ def decimated(cube: RasterCube, bands: Sequence[str], max_px: int = 1000) -> tup
     return out, step
 
 
-def _save(fig: plt.Figure, url: str) -> str:
+def _figure(width: float, height: float) -> tuple[Figure, object]:
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
+
+
+def _save(fig: Figure, url: str) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     with storage.open_file(url, "wb") as f:
         f.write(buf.getvalue())
     return url
@@ -60,7 +61,7 @@ def rgb_preview(cube: RasterCube, url: str, bands: Sequence[str] = ("SR_B4", "SR
     lo, hi = np.nanpercentile(rgb, 2), np.nanpercentile(rgb, 98)
     img = np.clip((rgb - lo) / max(hi - lo, 1e-6), 0, 1).transpose(1, 2, 0)
     img[np.isnan(img).any(axis=2)] = 1.0
-    fig, ax = plt.subplots(figsize=(7, 7))
+    fig, ax = _figure(7, 7)
     ax.imshow(img, extent=_extent(cube))
     ax.set_title(f"RGB ({', '.join(bands)})")
     return _save(fig, url)
@@ -69,7 +70,7 @@ def rgb_preview(cube: RasterCube, url: str, bands: Sequence[str] = ("SR_B4", "SR
 def band_preview(cube: RasterCube, band: str, url: str, cmap: str = "viridis", label: str | None = None) -> str:
     """One band with a colour bar."""
     values, _ = decimated(cube, [band])
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = _figure(7, 6)
     im = ax.imshow(values[0], cmap=cmap, extent=_extent(cube))
     fig.colorbar(im, ax=ax, label=label or band)
     ax.set_title(band)
@@ -79,7 +80,7 @@ def band_preview(cube: RasterCube, band: str, url: str, cmap: str = "viridis", l
 def points_preview(cube: RasterCube, band: str, points: pd.DataFrame, url: str, column: str) -> str:
     """Sample points coloured by ``column`` over a grey background band."""
     values, _ = decimated(cube, [band])
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = _figure(7, 6)
     ax.imshow(values[0], cmap="Greys", extent=_extent(cube), alpha=0.6)
     sc = ax.scatter(points["x"], points["y"], c=points[column], s=6, cmap="YlOrBr")
     fig.colorbar(sc, ax=ax, label=column)
@@ -87,7 +88,9 @@ def points_preview(cube: RasterCube, band: str, points: pd.DataFrame, url: str, 
     return _save(fig, url)
 
 
-def write_demo_previews(raster: RasterCube, truth: RasterCube, points: pd.DataFrame, folder: str | os.PathLike[str]) -> list[str]:
+def write_demo_previews(
+    raster: RasterCube, truth: RasterCube, points: pd.DataFrame, folder: str | os.PathLike[str]
+) -> list[str]:
     """The demo's previews: RGB, NDVI, elevation, true SOC map and sample points."""
     folder = os.fspath(folder)
     written = [

@@ -73,9 +73,7 @@ def encode(values: np.ndarray, scale: np.ndarray, offset: np.ndarray, nodata: in
 def decode(raw: np.ndarray, scale: np.ndarray, offset: np.ndarray, nodata: int = NODATA) -> np.ndarray:
     """Decode int16 (C, ...) to float32 values; nodata becomes NaN."""
     shape = (-1,) + (1,) * (raw.ndim - 1)
-    values = raw.astype(np.float32) * scale.reshape(shape).astype(np.float32) + offset.reshape(shape).astype(
-        np.float32
-    )
+    values = raw.astype(np.float32) * scale.reshape(shape).astype(np.float32) + offset.reshape(shape).astype(np.float32)
     values[raw == nodata] = np.nan
     return values
 
@@ -231,7 +229,9 @@ def create_raster_cube(
     write_coord(group, "x", grid.x_coords(), ("x",), {"standard_name": "projection_x_coordinate", "units": "m"})
     write_coord(group, "y", grid.y_coords(), ("y",), {"standard_name": "projection_y_coordinate", "units": "m"})
     write_coord(group, "spatial_ref", np.array(0, dtype=np.int32), (), crs_attrs(grid))
-    log.info("created raster cube %s: %d bands, %d x %d px", storage.resolve(url).url, len(names), grid.width, grid.height)
+    log.info(
+        "created raster cube %s: %d bands, %d x %d px", storage.resolve(url).url, len(names), grid.width, grid.height
+    )
     return RasterCubeWriter(open_raster_cube(url, writable=True))
 
 

@@ -1,0 +1,37 @@
+# soilnet: `make demo` runs the whole flow on a generated region; `make test` runs lint and tests.
+# Both install what is missing first (a venv in .venv with the exact versions of constraints.txt).
+
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.soilnet-installed
+
+.PHONY: install demo test lint format bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/soilnet demo --config jobs/configs/demo.yaml
+
+lint: install
+	$(VENV)/bin/ruff check soilnet jobs tests benchmarks
+	$(VENV)/bin/ruff format --check soilnet jobs tests benchmarks
+
+format: install
+	$(VENV)/bin/ruff check --fix soilnet jobs tests benchmarks
+	$(VENV)/bin/ruff format soilnet jobs tests benchmarks
+
+test: install lint
+	$(PY) -m pytest
+
+bench: install
+	for b in benchmarks/*.py; do $(PY) $$b --quick || exit 1; done
+
+clean:
+	rm -rf demo runs .pytest_cache .ruff_cache

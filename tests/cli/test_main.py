@@ -1,0 +1,38 @@
+"""The soilnet CLI: demo-data, validate, config, and clear errors with exit status 2."""
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from soilnet.cli.main import app
+
+runner = CliRunner()
+
+
+def test_demo_data_then_validate_and_refuse_overwrite(tmp_path: Path) -> None:
+    out = str(tmp_path / "ws")
+    args = ["demo-data", "--out", out, "--size-km", "3", "--n-points", "20", "--set", "raster_layout.shard=128"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "ws" / "raster.zarr" / "zarr.json").exists()
+    ok = runner.invoke(app, ["validate", "raster", f"{out}/raster.zarr", "--band", "ndvi"])
+    assert ok.exit_code == 0 and "valid" in ok.output and "14 bands" in ok.output
+    pts = runner.invoke(app, ["validate", "points", f"{out}/points.parquet"])
+    assert pts.exit_code == 0 and "20 points" in pts.output
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+
+
+def test_errors_are_one_clear_line(tmp_path: Path) -> None:
+    bad = runner.invoke(app, ["config", "--set", "demo.sed=1"])
+    assert bad.exit_code == 2 and "demo.sed" in bad.output and "Traceback" not in bad.output
+    missing = runner.invoke(app, ["validate", "raster", str(tmp_path / "nothing.zarr")])
+    assert missing.exit_code == 2 and "nothing.zarr" in missing.output
+    small = runner.invoke(app, ["demo-data", "--out", str(tmp_path / "s"), "--size-km", "0.5"])
+    assert small.exit_code == 2 and "too small" in small.output
+
+
+def test_config_shows_effective_yaml() -> None:
+    result = runner.invoke(app, ["config", "--set", "demo.seed=11"])
+    assert result.exit_code == 0 and "seed: 11" in result.output

@@ -1,0 +1,95 @@
+"""Session fixtures that start the real parts on loopback: an S3 endpoint (moto) and local Ray."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.setdefault("SOILNET_PROGRESS", "0")
+os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+FAKE_KEY_ID = "soilnet-test-key-id"
+FAKE_SECRET = "soilnet-test-secret-value"
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 endpoint (moto's server) on 127.0.0.1; credentials and endpoint in the environment."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    saved = {
+        k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
+    }
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID=FAKE_KEY_ID,
+        AWS_SECRET_ACCESS_KEY=FAKE_SECRET,
+        AWS_REGION="us-east-1",
+    )
+    yield endpoint
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    """A fresh, empty bucket on the test S3 endpoint; returns ``s3://<bucket>``."""
+    import boto3
+
+    name = f"soilnet-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return f"s3://{name}"
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    """A local Ray instance sized for this 2-core machine (SETUP.md)."""
+    import ray
+
+    ray.init(
+        address="local",
+        num_cpus=2,
+        object_store_memory=512 * 2**20,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    try:
+        from ray.data import DataContext
+
+        DataContext.get_current().enable_progress_bars = False
+    except ImportError:
+        pass
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory: pytest.TempPathFactory):
+    """A small generated demo region (6 x 6 km at 30 m, 200 points, 128 px shards) on local disk."""
+    from soilnet.data.demo_region import DemoConfig, generate_demo_region
+    from soilnet.data.raster_cube import RasterLayout
+
+    root = tmp_path_factory.mktemp("tiny_demo")
+    cfg = DemoConfig(width_km=6, height_km=6, n_points=200, seed=3)
+    return generate_demo_region(cfg, str(root), RasterLayout(inner_chunk=32, shard=128))
