@@ -1,5 +1,7 @@
 """Previews are real PNGs read decimated from the cube."""
 
+from pathlib import Path
+
 import numpy as np
 
 from soilnet.data.points import read_points
@@ -22,5 +24,5 @@ def test_demo_previews_are_pngs(tiny_demo, tmp_path) -> None:
     )
     assert len(written) == 5
     for path in written:
-        data = open(path, "rb").read()
+        data = Path(path).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
