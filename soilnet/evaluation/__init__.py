@@ -1,0 +1,1 @@
+"""Evaluation: regression metrics, spatial cross-validation folds, tree baselines and plots."""

@@ -1,0 +1,240 @@
+"""Tree baselines evaluated with spatial cross-validation.
+
+Random forest and gradient boosting on the centre-pixel band values plus the climate series
+(summarised per variable and/or flattened), as the reference code's baselines, and a random
+forest on any given feature matrix (frozen self-supervised features, Tresson et al.). Each
+model is refitted once per fold on the other folds' rows only; the out-of-fold predictions
+are scored with `soilnet.evaluation.metrics`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from pydantic import Field, field_validator
+from sklearn.base import RegressorMixin, clone
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from threadpoolctl import threadpool_limits
+
+from soilnet.configbase import StrictModel
+from soilnet.evaluation.metrics import per_fold_metrics
+
+log = logging.getLogger(__name__)
+
+BaselineModel = Literal["random_forest", "gradient_boosting"]
+ClimateFeatures = Literal["none", "summary", "series", "summary+series"]
+
+
+class RandomForestConfig(StrictModel):
+    """Random forest settings (defaults: the reference baseline)."""
+
+    n_estimators: int = Field(300, ge=1, description="Number of trees.")
+    max_depth: int | None = Field(10, ge=1, description="Maximum tree depth; null for unlimited.")
+    min_samples_leaf: int = Field(20, ge=1, description="Minimum number of samples in a leaf.")
+    max_features: float = Field(1.0, gt=0.0, le=1.0, description="Fraction of the features considered at each split.")
+
+
+class GradientBoostingConfig(StrictModel):
+    """Histogram gradient boosting settings."""
+
+    max_iter: int = Field(300, ge=1, description="Number of boosting iterations (trees).")
+    learning_rate: float = Field(0.05, gt=0.0, le=1.0, description="Shrinkage of each tree.")
+    max_depth: int | None = Field(6, ge=1, description="Maximum tree depth; null for unlimited.")
+    min_samples_leaf: int = Field(20, ge=1, description="Minimum number of samples in a leaf.")
+    l2_regularization: float = Field(0.0, ge=0.0, description="L2 penalty on leaf values.")
+
+
+class BaselineConfig(StrictModel):
+    """Tree baselines of the evaluation: which models, which features, how many threads."""
+
+    models: list[BaselineModel] = Field(
+        default_factory=lambda: ["random_forest", "gradient_boosting"],
+        min_length=1,
+        description="Baselines fitted on centre pixels + climate.",
+    )
+    climate_features: ClimateFeatures = Field(
+        "summary",
+        description="Climate inputs: none; summary (per-variable mean, std, min, max over the "
+        "months); series (every month of every variable); or summary+series.",
+    )
+    seed: int = Field(0, ge=0, description="Seed of the tree models.")
+    n_jobs: int = Field(1, ge=-1, description="Threads for fitting and prediction; -1 for all cores (not 0).")
+    random_forest: RandomForestConfig = Field(default_factory=RandomForestConfig, description="Random forest settings.")
+    gradient_boosting: GradientBoostingConfig = Field(
+        default_factory=GradientBoostingConfig, description="Gradient boosting settings."
+    )
+
+    @field_validator("n_jobs")
+    @classmethod
+    def _nonzero_jobs(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("n_jobs must be a positive number of threads or -1, not 0")
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"models listed more than once: {value}")
+        return value
+
+
+@dataclass(frozen=True)
+class CrossValResult:
+    """Out-of-fold predictions of one model and its metrics per fold."""
+
+    model: str
+    predictions: NDArray[np.float64]
+    per_fold: pd.DataFrame
+
+
+def _finite(name: str, values: ArrayLike, ndim: int) -> NDArray[np.float64]:
+    """`values` as float64 with `ndim` dimensions and no NaN/inf (errors name array and row)."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.size:
+        raise ValueError(f"{name} has NaN/infinite values, first at index {tuple(bad[0].tolist())}")
+    return arr
+
+
+def centre_pixels(images: ArrayLike) -> NDArray[np.float64]:
+    """Band values (N, C) at row and column P // 2 of image windows (N, C, P, P).
+
+    That is the point's own pixel when a window is cut as ``[r - P // 2, r - P // 2 + P)``.
+    """
+    arr = np.asarray(images)
+    if arr.ndim != 4 or arr.shape[2] != arr.shape[3]:
+        raise ValueError(f"images must be (N, C, P, P), got shape {arr.shape}")
+    half = arr.shape[2] // 2
+    return arr[:, :, half, half].astype(np.float64)
+
+
+def climate_summary(climate: ArrayLike) -> NDArray[np.float64]:
+    """Per-variable mean, std, min and max over the months: (N, T, V) -> (N, 4 V).
+
+    Columns are grouped by statistic: the V means, then the V stds, the V minima, the V maxima.
+    """
+    arr = _finite("climate", climate, 3)
+    return np.concatenate([arr.mean(1), arr.std(1), arr.min(1), arr.max(1)], axis=1)
+
+
+def tabular_features(
+    centre: ArrayLike, climate: ArrayLike | None, mode: ClimateFeatures = "summary"
+) -> NDArray[np.float64]:
+    """Feature matrix of the centre-pixel baselines: band values, then climate features.
+
+    `centre` is (N, C); `climate` is (N, T, V) (ignored, and may be None, when `mode` is
+    ``"none"``). Returns (N, C + F) float64.
+    """
+    pixels = _finite("centre pixels", centre, 2)
+    if mode == "none":
+        return pixels
+    if climate is None:
+        raise ValueError(f"climate_features={mode!r} needs a climate array (N, T, V)")
+    series = _finite("climate", climate, 3)
+    if series.shape[0] != pixels.shape[0]:
+        raise ValueError(f"climate has {series.shape[0]} rows but centre pixels have {pixels.shape[0]}")
+    parts = [pixels]
+    if mode in ("summary", "summary+series"):
+        parts.append(climate_summary(series))
+    if mode in ("series", "summary+series"):
+        parts.append(series.reshape(series.shape[0], -1))
+    return np.concatenate(parts, axis=1)
+
+
+def make_regressor(model: BaselineModel, config: BaselineConfig) -> RegressorMixin:
+    """An unfitted scikit-learn regressor for a baseline name, seeded from `config`."""
+    if model == "random_forest":
+        rf = config.random_forest
+        return RandomForestRegressor(
+            n_estimators=rf.n_estimators,
+            max_depth=rf.max_depth,
+            min_samples_leaf=rf.min_samples_leaf,
+            max_features=rf.max_features,
+            random_state=config.seed,
+            n_jobs=config.n_jobs,
+        )
+    if model == "gradient_boosting":
+        gb = config.gradient_boosting
+        return HistGradientBoostingRegressor(
+            max_iter=gb.max_iter,
+            learning_rate=gb.learning_rate,
+            max_depth=gb.max_depth,
+            min_samples_leaf=gb.min_samples_leaf,
+            l2_regularization=gb.l2_regularization,
+            early_stopping=False,
+            random_state=config.seed,
+        )
+    raise ValueError(f"unknown baseline model {model!r}; use random_forest or gradient_boosting")
+
+
+def cross_validate(
+    estimator: RegressorMixin,
+    features: ArrayLike,
+    targets: ArrayLike,
+    fold_ids: ArrayLike,
+    model: str,
+) -> CrossValResult:
+    """Fit a clone of `estimator` per fold on the other folds' rows; score out-of-fold.
+
+    `features` (N, F), `targets` (N,), `fold_ids` (N,) integers with at least 2 folds.
+    Rows of the test fold never reach ``fit``.
+    """
+    x = _finite("features", features, 2)
+    y = _finite("targets", targets, 1)
+    folds = np.asarray(fold_ids)
+    if folds.ndim != 1 or not np.issubdtype(folds.dtype, np.integer):
+        raise ValueError(f"fold_ids must be a 1-D integer array, got {folds.dtype} {folds.shape}")
+    if not x.shape[0] == y.shape[0] == folds.shape[0]:
+        raise ValueError(f"row counts differ: features {x.shape[0]}, targets {y.shape[0]}, fold_ids {folds.shape[0]}")
+    unique = np.unique(folds)
+    if unique.size < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, got {unique.tolist()}")
+    predictions = np.full(y.shape[0], np.nan)
+    for fold in unique:
+        test = folds == fold
+        fitted = clone(estimator).fit(x[~test], y[~test])
+        predictions[test] = fitted.predict(x[test])
+        log.info("%s: fold %d fitted on %d rows, predicted %d", model, fold, (~test).sum(), test.sum())
+    return CrossValResult(model, predictions, per_fold_metrics(y, predictions, folds, model))
+
+
+def evaluate_baselines(
+    centre: ArrayLike,
+    climate: ArrayLike | None,
+    targets: ArrayLike,
+    fold_ids: ArrayLike,
+    config: BaselineConfig,
+) -> list[CrossValResult]:
+    """Cross-validate every configured baseline on centre pixels (N, C) + climate (N, T, V)."""
+    features = tabular_features(centre, climate, config.climate_features)
+    limit = None if config.n_jobs == -1 else config.n_jobs
+    with threadpool_limits(limits=limit):
+        return [
+            cross_validate(make_regressor(name, config), features, targets, fold_ids, name) for name in config.models
+        ]
+
+
+def evaluate_feature_forest(
+    features: ArrayLike,
+    targets: ArrayLike,
+    fold_ids: ArrayLike,
+    config: BaselineConfig,
+    model: str = "random_forest_ssl_features",
+) -> CrossValResult:
+    """Cross-validate the configured random forest on a given feature matrix (N, F).
+
+    For frozen self-supervised features; they must come from an encoder that never saw the
+    test areas' labels.
+    """
+    limit = None if config.n_jobs == -1 else config.n_jobs
+    with threadpool_limits(limits=limit):
+        estimator = make_regressor("random_forest", config)
+        return cross_validate(estimator, features, targets, fold_ids, model)

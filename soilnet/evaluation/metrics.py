@@ -1,0 +1,213 @@
+"""Regression metrics of soil-property predictions and their per-fold summaries.
+
+Formulas (y observed, p predicted), as in REFERENCE.md:
+
+- RMSE = sqrt(mean((y - p)^2)); MAE = mean(|y - p|); ME (bias) = mean(p - y)
+- R2 = 1 - SS_res / SS_tot (the scikit-learn definition)
+- CCC (Lin) = 2 cov(y, p) / (var(y) + var(p) + (mean(y) - mean(p))^2), population moments
+- RPIQ = (Q3(y) - Q1(y)) / RMSE with the quartiles of the OBSERVED values
+
+Undefined values are NaN rather than an error, so one degenerate fold does not abort a
+cross-validation: R2 and CCC when the observed values are constant, RPIQ when RMSE is 0 and
+the observed interquartile range too (RPIQ is +inf for a perfect fit of spread-out values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+METRIC_NAMES: tuple[str, ...] = ("rmse", "mae", "me", "r2", "ccc", "rpiq")
+"""Metric names in the order of every table."""
+
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "rmse": False,
+    "mae": False,
+    "me": False,  # compare |me|: a bias of 0 is best
+    "r2": True,
+    "ccc": True,
+    "rpiq": True,
+}
+"""Direction of each metric, for model selection (``me`` is best at 0)."""
+
+
+def is_better(metric: str, candidate: float, current: float) -> bool:
+    """True if `candidate` strictly beats `current` on `metric` (``me`` compares |bias|)."""
+    if metric not in HIGHER_IS_BETTER:
+        raise ValueError(f"unknown metric {metric!r}; expected one of {list(METRIC_NAMES)}")
+    if metric == "me":
+        return abs(candidate) < abs(current)
+    return candidate > current if HIGHER_IS_BETTER[metric] else candidate < current
+
+
+def check_pair(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Validate observed and predicted values and return them as 1-D float64 arrays.
+
+    Raises ValueError naming the problem: not 1-D, different lengths, fewer than 2 points,
+    or a NaN / infinite value (with the first offending row).
+    """
+    arrays = []
+    for name, values in (("y_true", y_true), ("y_pred", y_pred)):
+        arr = np.asarray(values, dtype=np.float64)
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim != 1:
+            raise ValueError(f"{name} must be 1-D (n,), got shape {arr.shape}")
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if bad.size:
+            raise ValueError(f"{name} has {bad.size} NaN/infinite value(s), first at row {bad[0]} ({arr[bad[0]]})")
+        arrays.append(arr)
+    y, p = arrays
+    if y.shape != p.shape:
+        raise ValueError(f"length mismatch: y_true has {y.size} values, y_pred has {p.size}")
+    if y.size < 2:
+        raise ValueError(f"metrics need at least 2 points, got {y.size}")
+    return y, p
+
+
+def rmse(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Root mean squared error."""
+    y, p = check_pair(y_true, y_pred)
+    return float(np.sqrt(np.mean((y - p) ** 2)))
+
+
+def mae(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Mean absolute error."""
+    y, p = check_pair(y_true, y_pred)
+    return float(np.mean(np.abs(y - p)))
+
+
+def mean_error(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Mean error (bias), mean(p - y): positive when the model over-predicts."""
+    y, p = check_pair(y_true, y_pred)
+    return float(np.mean(p - y))
+
+
+def r2(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Coefficient of determination 1 - SS_res / SS_tot; NaN if the observed values are constant."""
+    y, p = check_pair(y_true, y_pred)
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    if ss_tot == 0.0:
+        return float("nan")
+    return 1.0 - float(np.sum((y - p) ** 2)) / ss_tot
+
+
+def ccc(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Lin's concordance correlation coefficient with population (ddof=0) moments."""
+    y, p = check_pair(y_true, y_pred)
+    covariance = float(np.mean((y - y.mean()) * (p - p.mean())))
+    denominator = float(y.var() + p.var() + (y.mean() - p.mean()) ** 2)
+    if denominator == 0.0:
+        return float("nan")
+    return 2.0 * covariance / denominator
+
+
+def rpiq(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Ratio of performance to interquartile distance, (Q3(y) - Q1(y)) / RMSE, y observed."""
+    y, p = check_pair(y_true, y_pred)
+    q1, q3 = np.percentile(y, [25.0, 75.0])
+    iqr = float(q3 - q1)
+    error = float(np.sqrt(np.mean((y - p) ** 2)))
+    if error == 0.0:
+        return float("inf") if iqr > 0.0 else float("nan")
+    return iqr / error
+
+
+METRICS: dict[str, Callable[[ArrayLike, ArrayLike], float]] = {
+    "rmse": rmse,
+    "mae": mae,
+    "me": mean_error,
+    "r2": r2,
+    "ccc": ccc,
+    "rpiq": rpiq,
+}
+
+
+def regression_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
+    """All metrics of `METRIC_NAMES` for one set of predictions."""
+    y, p = check_pair(y_true, y_pred)
+    return {name: METRICS[name](y, p) for name in METRIC_NAMES}
+
+
+def per_fold_metrics(y_true: ArrayLike, y_pred: ArrayLike, fold_ids: ArrayLike, model: str) -> pd.DataFrame:
+    """Metrics of out-of-fold predictions, one row per fold.
+
+    Columns: ``model``, ``fold``, ``n`` and one column per metric. Each fold needs at
+    least 2 points.
+    """
+    y, p = check_pair(y_true, y_pred)
+    folds = np.asarray(fold_ids)
+    if folds.shape != y.shape:
+        raise ValueError(f"fold_ids has shape {folds.shape}, expected ({y.size},) like y_true")
+    rows = []
+    for fold in np.unique(folds):
+        mask = folds == fold
+        try:
+            values = regression_metrics(y[mask], p[mask])
+        except ValueError as exc:
+            raise ValueError(f"model {model!r}, fold {fold}: {exc}") from exc
+        rows.append({"model": model, "fold": int(fold), "n": int(mask.sum()), **values})
+    return pd.DataFrame(rows, columns=["model", "fold", "n", *METRIC_NAMES])
+
+
+def summarise_folds(per_fold: pd.DataFrame, ddof: int = 1) -> pd.DataFrame:
+    """Tidy mean and standard deviation over folds of each model and metric.
+
+    `per_fold` has the columns of `per_fold_metrics` (several models may be concatenated).
+    Returns one row per (model, metric) with ``mean``, ``std`` (``ddof`` 1 by default: the
+    sample standard deviation over folds; NaN with a single fold) and ``n_folds``, the
+    number of folds where the metric is defined (NaN values are skipped). Models keep their
+    order of first appearance.
+    """
+    missing = [c for c in ("model", "fold", *METRIC_NAMES) if c not in per_fold.columns]
+    if missing:
+        raise ValueError(f"per-fold table lacks column(s) {missing}")
+    if per_fold.empty:
+        raise ValueError("per-fold table is empty")
+    duplicated = per_fold.duplicated(["model", "fold"])
+    if duplicated.any():
+        row = per_fold.loc[duplicated].iloc[0]
+        raise ValueError(f"per-fold table repeats model {row['model']!r}, fold {row['fold']}")
+    long = per_fold.melt(id_vars=["model", "fold"], value_vars=list(METRIC_NAMES), var_name="metric")
+    grouped = long.groupby(["model", "metric"], sort=False)["value"]
+    summary = grouped.agg(mean="mean", std=lambda v: v.std(ddof=ddof), n_folds="count").reset_index()
+    summary["metric"] = pd.Categorical(summary["metric"], categories=METRIC_NAMES, ordered=True)
+    model_order = list(dict.fromkeys(per_fold["model"]))
+    summary["model"] = pd.Categorical(summary["model"], categories=model_order, ordered=True)
+    summary = summary.sort_values(["model", "metric"]).reset_index(drop=True)
+    summary["model"] = summary["model"].astype(str)
+    summary["metric"] = summary["metric"].astype(str)
+    return summary
+
+
+def comparison_frame(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Wide table of ``"mean ± std"`` strings: one row per model, one column per metric."""
+    missing = [c for c in ("model", "metric", "mean", "std") if c not in summary.columns]
+    if missing:
+        raise ValueError(f"summary table lacks column(s) {missing}")
+    cells = summary.assign(
+        cell=[f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(summary["mean"], summary["std"], strict=True)]
+    )
+    wide = cells.pivot(index="model", columns="metric", values="cell")
+    order = list(dict.fromkeys(summary["model"]))
+    columns = [m for m in METRIC_NAMES if m in wide.columns]
+    return wide.loc[order, columns].rename_axis(index="model", columns=None)
+
+
+def format_comparison(summary: pd.DataFrame, digits: int = 3) -> str:
+    """Plain-text comparison table across models (rows) of metric mean ± std (columns)."""
+    wide = comparison_frame(summary, digits).reset_index()
+    header = [str(c) for c in wide.columns]
+    body = [[str(v) for v in row] for row in wide.itertuples(index=False)]
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest])
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule, *(line(r) for r in body)])
