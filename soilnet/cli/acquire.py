@@ -1,0 +1,141 @@
+"""``soilnet acquire ...``: export Landsat-8, TerraClimate and WorldCover tiles from Earth Engine.
+
+Every command reads the ``acquire`` section of a YAML config (or a YAML file that is only that
+section); ``--set field=value`` overrides a field of the section.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from soilnet.config import ConfigError, format_validation_error, parse_overrides, read_yaml
+from soilnet.data.earth_engine.acquire import landed_tiles, plan_products, run_acquisition
+from soilnet.data.earth_engine.config import AcquireConfig, Product
+from soilnet.data.earth_engine.credentials import CredentialsError
+from soilnet.data.earth_engine.manifest import Manifest, ManifestError
+from soilnet.data.earth_engine.region import RegionError, load_region
+from soilnet.data.earth_engine.tasks import AcquisitionError
+from soilnet.logs import setup_logging
+from soilnet.storage import StorageError
+
+app = typer.Typer(
+    help="Export Landsat-8, TerraClimate and WorldCover tiles from Google Earth Engine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+#: Failures reported as one red line (exit status 2) instead of a traceback.
+ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError,
+    CredentialsError,
+    AcquisitionError,
+    RegionError,
+    ManifestError,
+    StorageError,
+    FileNotFoundError,
+)
+
+ConfigArg = Annotated[Path, typer.Option("--config", "-c", help="YAML config with an `acquire` section.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a field: field=value.")]
+
+
+def load_acquire_config(path: Path, overrides: list[str] | None = None) -> AcquireConfig:
+    """The ``acquire`` section of a YAML file (or the whole file), with ``field=value`` overrides."""
+    tree = read_yaml(path)
+    section = tree.get("acquire", tree)
+    if not isinstance(section, dict):
+        raise ConfigError(f"config file {path}: the acquire section is not a mapping")
+    section = {**section, **parse_overrides(overrides or [])}
+    try:
+        return AcquireConfig.model_validate(section)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, f"{path} [acquire]")) from exc
+
+
+def _fail(exc: BaseException) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    return typer.Exit(2)
+
+
+@app.command("plan")
+def plan(config: ConfigArg, set_: SetOpt = None) -> None:
+    """Show the tile grid of each product over the region (needs no Earth Engine access)."""
+    setup_logging("WARNING")
+    try:
+        cfg = load_acquire_config(config, set_)
+        plans = plan_products(cfg, load_region(cfg.region))
+    except ERRORS as exc:
+        raise _fail(exc) from exc
+    table = Table("product", "period", "crs", "grid (w x h px)", "tile px", "tiles")
+    for p in plans:
+        table.add_row(
+            p.product, p.period, p.grid.crs, f"{p.grid.width} x {p.grid.height}", str(p.tile_px), str(len(p.tiles))
+        )
+    Console().print(table)
+
+
+@app.command("run")
+def run(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+) -> None:
+    """Start the export tasks (capped, retried, resumable) and wait until every tile has landed."""
+    setup_logging(log_level)
+    columns = (TextColumn("tiles"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        cfg = load_acquire_config(config, set_)
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("tiles", total=None)
+            summary = run_acquisition(cfg, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except ERRORS as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"{summary.total} tiles: {summary.skipped} already landed, {summary.completed} exported, "
+        f"{summary.retries} retries; manifest {cfg.manifest_url}"
+    )
+
+
+@app.command("status")
+def status(config: ConfigArg, set_: SetOpt = None) -> None:
+    """Count the tiles of the manifest per product and state."""
+    setup_logging("WARNING")
+    try:
+        cfg = load_acquire_config(config, set_)
+        manifest = Manifest.load(cfg.manifest_url)
+    except ERRORS as exc:
+        raise _fail(exc) from exc
+    states = ("pending", "running", "completed", "failed")
+    table = Table("product", *states)
+    for product in sorted({r.product for r in manifest.records.values()}):
+        records = [r for r in manifest.records.values() if r.product == product]
+        table.add_row(product, *(str(sum(r.state == s for r in records)) for s in states))
+    Console().print(table)
+    for r in manifest.records.values():
+        if r.state == "failed":
+            console.print(f"[red]failed[/] {r.key}: {r.error}", highlight=False)
+
+
+@app.command("landed")
+def landed(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    product: Annotated[Product | None, typer.Option(help="Only this product.")] = None,
+) -> None:
+    """Print the URL of every landed GeoTIFF tile, one per line (input for the ingest)."""
+    setup_logging("WARNING")
+    try:
+        cfg = load_acquire_config(config, set_)
+        records = landed_tiles(cfg.manifest_url, product)
+    except ERRORS as exc:
+        raise _fail(exc) from exc
+    for record in records:
+        typer.echo(record.url)
