@@ -40,8 +40,14 @@ def s3_storage_options() -> dict[str, Any]:
         client_kwargs["region_name"] = region
     if client_kwargs:
         options["client_kwargs"] = client_kwargs
+    config: dict[str, Any] = {
+        # bounded retries with exponential backoff when the endpoint is briefly unavailable
+        "retries": {"max_attempts": int(os.environ.get("SOILNET_S3_MAX_ATTEMPTS", "5")), "mode": "standard"},
+        "connect_timeout": float(os.environ.get("SOILNET_S3_CONNECT_TIMEOUT", "10")),
+    }
     if endpoint:
-        options["config_kwargs"] = {"s3": {"addressing_style": "path"}}
+        config["s3"] = {"addressing_style": "path"}
+    options["config_kwargs"] = config
     return options
 
 

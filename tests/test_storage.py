@@ -46,6 +46,6 @@ def test_unreachable_endpoint_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("SOILNET_S3_MAX_ATTEMPTS", "1")
     with pytest.raises(storage.StorageError, match="s3://unreachable/cube"):
         storage.exists("s3://unreachable/cube")

@@ -118,8 +118,26 @@ class RasterCube:
         r0, c0 = max(row0, 0), max(col0, 0)
         r1, c1 = min(row0 + height, self.grid.height), min(col0 + width, self.grid.width)
         if r0 < r1 and c0 < c1:
-            out[..., r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = arr[..., r0:r1, c0:c1]
+            try:
+                out[..., r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = arr[..., r0:r1, c0:c1]
+            except storage.unreachable_errors():
+                raise
+            except Exception as exc:  # a codec or shard-index failure: name the objects involved
+                raise CubeValidationError(
+                    f"{self.url}: cannot decode {variable!r} at rows {r0}:{r1}, cols {c0}:{c1}; "
+                    f"corrupt chunk in shard(s) {self._shard_keys(variable, r0, r1, c0, c1)}: {exc}"
+                ) from exc
         return out
+
+    def _shard_keys(self, variable: str, r0: int, r1: int, c0: int, c1: int) -> list[str]:
+        """Storage keys of the shards a pixel window touches (zarr v3 default ``c/...`` keys)."""
+        shard = self.layout.shard
+        lead = "0/" if variable == "bands" else ""
+        return [
+            f"{variable}/c/{lead}{r}/{c}"
+            for r in range(r0 // shard, (r1 - 1) // shard + 1)
+            for c in range(c0 // shard, (c1 - 1) // shard + 1)
+        ]
 
     def read_window(self, row0: int, col0: int, height: int, width: int) -> np.ndarray:
         """Decoded float32 (band, height, width) window; nodata and outside-grid pixels are NaN."""

@@ -144,3 +144,16 @@ def test_required_bands_and_crs(tmp_path: Path) -> None:
         validate_raster_cube(url, ["ndvi", "slope"])
     with pytest.raises(CubeValidationError, match="EPSG:3035, expected EPSG:5070"):
         validate_raster_cube(url, epsg=5070)
+
+
+def test_corrupt_chunk_is_named(tmp_path: Path) -> None:
+    url = str(tmp_path / "cube.zarr")
+    write_cube(url, make_values(2), RasterLayout(inner_chunk=16, shard=64))
+    shard = Path(url) / "bands" / "c" / "0" / "1" / "0"
+    data = bytearray(shard.read_bytes())
+    data[: len(data) // 2] = b"\x13" * (len(data) // 2)
+    shard.write_bytes(bytes(data))
+    cube = open_raster_cube(url)
+    cube.read_raw(0, 0, 32, 32)  # other shards still read
+    with pytest.raises(CubeValidationError, match="bands/c/0/1/0"):
+        cube.read_raw(70, 10, 16, 16)
