@@ -21,6 +21,7 @@ from soilnet.configbase import StrictModel
 from soilnet.data.climate_cube import ClimateLayout
 from soilnet.data.demo_region import DemoConfig
 from soilnet.data.earth_engine.config import AcquireConfig
+from soilnet.data.ingest.config import IngestConfig
 from soilnet.data.raster_cube import RasterLayout
 
 
@@ -62,6 +63,7 @@ class SoilnetConfig(StrictModel):
     demo: DemoConfig = Field(default_factory=DemoConfig, description="The generated demo region.")
     raster_layout: RasterLayout = Field(default_factory=RasterLayout, description="Raster cube chunking.")
     climate_layout: ClimateLayout = Field(default_factory=ClimateLayout, description="Climate cube chunking.")
+    ingest: IngestConfig = Field(default_factory=IngestConfig, description="File ingest of rasters, NetCDF, points.")
     acquire: AcquireConfig | None = Field(None, description="Earth Engine acquisition (region, year, ...).")
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Logging level.")
 

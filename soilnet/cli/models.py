@@ -1,0 +1,67 @@
+"""``soilnet models describe``: validate a recipe and show its shapes and parameter counts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import torch
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from soilnet.cli.main import run_guarded
+from soilnet.models.factory import count_parameters
+from soilnet.models.recipe import RecipeConfig, load_recipe
+from soilnet.ssl.factory import build_objective
+
+app = typer.Typer(
+    name="models",
+    help="Model recipes (soilnet, ssl-soilnet, dino and ablations): validate and inspect them.",
+    no_args_is_help=True,
+)
+results = Console(soft_wrap=True)
+
+
+@app.callback()
+def models() -> None:
+    """Model recipes (soilnet, ssl-soilnet, dino and ablations): validate and inspect them."""
+
+
+def without_pretrained(recipe: RecipeConfig) -> RecipeConfig:
+    """The recipe with no pretrained weights to read (counts do not depend on them)."""
+    image = recipe.model.image
+    if image is None or image.pretrained is None:
+        return recipe
+    model = recipe.model.model_copy(update={"image": image.model_copy(update={"pretrained": None})})
+    return recipe.model_copy(update={"model": model})
+
+
+def parameter_table(recipe: RecipeConfig) -> Table:
+    """Parameter counts of the recipe's model parts and SSL objective, built without weights."""
+    shapes = recipe.data
+    unloaded = without_pretrained(recipe)
+    table = Table(
+        title=f"{recipe.name}: {shapes.n_bands} bands, {shapes.patch_px} px, "
+        f"{shapes.n_months} months x {shapes.n_climate_vars} climate variables"
+    )
+    table.add_column("part")
+    table.add_column("parameters", justify="right")
+    table.add_column("trainable", justify="right")
+    with torch.device("meta"):  # shapes only: instant, no memory, no weights read
+        model = unloaded.build_model()
+        parts = {**dict(model.named_children()), "model": model}
+        if recipe.ssl is not None:
+            parts[f"ssl ({recipe.ssl.objective})"] = build_objective(
+                recipe.ssl, unloaded.model, shapes.n_bands, shapes.n_climate_vars, shapes.n_months
+            )
+    for name, part in parts.items():
+        table.add_row(name, f"{count_parameters(part):,}", f"{count_parameters(part, trainable_only=True):,}")
+    return table
+
+
+@app.command("describe")
+def describe(
+    recipe: Annotated[str, typer.Argument(help="Recipe YAML: local path or s3:// URL (see jobs/configs/recipes/).")],
+) -> None:
+    """Validate a recipe and print its data shapes and parameter counts per part."""
+    run_guarded(lambda: results.print(parameter_table(load_recipe(recipe))))
