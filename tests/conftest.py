@@ -62,8 +62,11 @@ def s3_bucket(s3_endpoint: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def ray_local() -> Iterator[None]:
-    """A local Ray instance sized for this 2-core machine (SETUP.md)."""
+def ray_local(s3_endpoint: str) -> Iterator[None]:
+    """A local Ray instance sized for this 2-core machine (SETUP.md).
+
+    Depends on the S3 endpoint so that Ray's worker processes inherit its environment.
+    """
     import ray
 
     ray.init(

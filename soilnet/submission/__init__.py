@@ -1,0 +1,1 @@
+"""Running soilnet jobs on Ray clusters: the Ray Jobs API and KubeRay RayJob resources."""
