@@ -6,6 +6,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,27 @@ def tiny_demo(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("tiny_demo")
     cfg = DemoConfig(width_km=6, height_km=6, n_points=200, seed=3)
     return generate_demo_region(cfg, str(root), RasterLayout(inner_chunk=32, shard=128))
+
+
+RECIPES = Path(__file__).resolve().parents[1] / "jobs" / "configs" / "recipes"
+
+
+@pytest.fixture
+def recipe():
+    """Load a model recipe by name from jobs/configs/recipes."""
+    from soilnet.models.recipe import load_recipe
+
+    return lambda name: load_recipe(RECIPES / f"{name}.yaml")
+
+
+@pytest.fixture
+def sample_batch():
+    """Random image (B, C, P, P) and climate (B, T, V) float32 batches of a recipe's shapes."""
+    import torch
+
+    def make(recipe, batch: int = 2):
+        d = recipe.data
+        image = torch.rand(batch, d.n_bands, d.patch_px, d.patch_px)
+        return image, torch.randn(batch, d.n_months, d.n_climate_vars)
+
+    return make
