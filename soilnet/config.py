@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import Field, ValidationError
@@ -144,6 +144,21 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[
         return SoilnetConfig.model_validate(tree)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from exc
+
+
+M = TypeVar("M", bound=StrictModel)
+
+
+def load_section(path: str | os.PathLike[str], key: str, model: type[M], overrides: Sequence[str] = ()) -> M:
+    """One section of a YAML file (or the whole file if it has no such key), with ``a.b=c`` overrides."""
+    tree = read_yaml(path)
+    section = tree.get(key, tree)
+    if not isinstance(section, dict):
+        raise ConfigError(f"config file {path}: the {key} section is not a mapping")
+    try:
+        return model.model_validate(_merge(section, parse_overrides(overrides)))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, f"{path} [{key}]")) from exc
 
 
 def dump_config(cfg: SoilnetConfig) -> str:

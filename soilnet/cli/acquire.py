@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from soilnet.config import ConfigError, format_validation_error, parse_overrides, read_yaml
+from soilnet.config import ConfigError, load_section
 from soilnet.data.earth_engine.acquire import landed_tiles, plan_products, run_acquisition
 from soilnet.data.earth_engine.config import AcquireConfig, Product
 from soilnet.data.earth_engine.credentials import CredentialsError
@@ -49,15 +48,7 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override 
 
 def load_acquire_config(path: Path, overrides: list[str] | None = None) -> AcquireConfig:
     """The ``acquire`` section of a YAML file (or the whole file), with ``field=value`` overrides."""
-    tree = read_yaml(path)
-    section = tree.get("acquire", tree)
-    if not isinstance(section, dict):
-        raise ConfigError(f"config file {path}: the acquire section is not a mapping")
-    section = {**section, **parse_overrides(overrides or [])}
-    try:
-        return AcquireConfig.model_validate(section)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, f"{path} [acquire]")) from exc
+    return load_section(path, "acquire", AcquireConfig, overrides or [])
 
 
 def _fail(exc: BaseException) -> typer.Exit:

@@ -1,0 +1,1 @@
+"""Continental maps: tile grid, Ray Data batch inference, map cube, COG, STAC, previews, feature maps."""

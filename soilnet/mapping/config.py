@@ -1,0 +1,100 @@
+"""The ``map`` configuration section: inputs, model source, output grid, tiling and execution."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from soilnet.configbase import StrictModel
+
+MLFLOW_ALIAS = re.compile(r"^models:/[^@/]+@[A-Za-z0-9_-]+$")
+
+
+class ModelSourceConfig(StrictModel):
+    """Where the map job loads its model: a bundle (URL or MLflow alias) or loose checkpoint files."""
+
+    bundle: str | None = Field(
+        None,
+        description="Model bundle folder URL, or an MLflow registry alias 'models:/<name>@<alias>' "
+        "(e.g. models:/soilnet@champion).",
+    )
+    recipe: str | None = Field(None, description="Checkpoint source: URL of the recipe YAML.")
+    weights: list[str] = Field([], description="Checkpoint source: one safetensors URL per fold model (ensemble).")
+    normalisation: str | None = Field(None, description="Checkpoint source: URL of normalisation.json.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSourceConfig:
+        loose = self.recipe is not None or bool(self.weights) or self.normalisation is not None
+        if self.bundle is not None and loose:
+            raise ValueError("model: give either 'bundle' or 'recipe'/'weights'/'normalisation', not both")
+        if self.bundle is None and not (self.recipe and self.weights and self.normalisation):
+            raise ValueError("model: give 'bundle', or all of 'recipe', 'weights' and 'normalisation'")
+        if self.bundle is not None and self.bundle.startswith("models:/") and not MLFLOW_ALIAS.match(self.bundle):
+            raise ValueError(f"model.bundle {self.bundle!r}: an MLflow source must look like models:/<name>@<alias>")
+        return self
+
+
+class MapConfig(StrictModel):
+    """A map job: which cubes, which model, which output grid, how it is tiled and run."""
+
+    raster: str = Field(..., min_length=1, description="Raster cube URL (the imagery).")
+    climate: str = Field(..., min_length=1, description="Climate cube URL.")
+    region: str | None = Field(None, description="Region GeoJSON (WGS84) URL; None maps the whole raster cube.")
+    out: str = Field(..., min_length=1, description="Output folder URL: map.zarr, cog/, stac/, preview.png.")
+    model: ModelSourceConfig = Field(..., description="The model to map with.")
+    targets: list[str] = Field(
+        ["soc_g_kg"], min_length=1, description="Layer name of each model output, units in the name."
+    )
+    climate_end: str = Field(
+        ..., pattern=r"^\d{4}-\d{2}$", description="Month (YYYY-MM) the climate series end at (the map's date)."
+    )
+    resolution_m: float = Field(
+        ..., gt=0, description="Output pixel size in metres; a whole multiple of the raster cube's pixel size."
+    )
+    tile_px: int = Field(256, ge=8, le=8192, description="Tile side in output pixels (a multiple of chunk_px).")
+    chunk_px: int = Field(256, ge=8, le=8192, description="Map cube chunk side in output pixels.")
+    mode: Literal["windows", "dense"] = Field(
+        "windows",
+        description="'windows': every window cut in memory (exact); 'dense': one encoder pass per tile "
+        "(fast, approximate; resolution must be a multiple of the encoder cell).",
+    )
+    batch_size: int = Field(256, ge=1, description="Windows per forward pass in a predictor.")
+    threads: int = Field(1, ge=1, le=256, description="Torch threads per predictor (fixed for identical bytes).")
+    executor: Literal["ray", "local"] = Field("ray", description="Ray Data pipeline, or in-process (no cluster).")
+    predictors: int = Field(1, ge=1, description="Number of predictor actors (one model copy each).")
+    readers: int = Field(1, ge=1, description="Number of tile reader actors.")
+    cpus_per_actor: float = Field(0.5, gt=0, description="CPUs requested by each reader, predictor and writer.")
+    gpus_per_predictor: float | None = Field(
+        None, ge=0, description="GPUs per predictor actor; None: 1 when the cluster has GPUs, else 0."
+    )
+    incremental: bool = Field(
+        True,
+        description="Re-read done tiles and recompute only those whose input or model hash changed; "
+        "False trusts done markers (plain resume) and skips them unread.",
+    )
+    cog_scale: float = Field(0.1, gt=0, description="COG integer scale: value = stored * scale (0.1: dg/kg).")
+    cog_blocksize: int = Field(256, ge=16, description="COG internal tile size in pixels (power of two).")
+    gpu_tflops: float = Field(
+        20.0, gt=0, description="Planning assumption: sustained TFLOP/s of one GPU on this model (fp32)."
+    )
+    mlflow_run_id: str | None = Field(None, description="MLflow run to log outputs into; None: no logging.")
+
+    @field_validator("cog_blocksize")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError(f"cog_blocksize {value} is not a power of two")
+        return value
+
+    @model_validator(mode="after")
+    def _tile_holds_chunks(self) -> MapConfig:
+        if self.tile_px % self.chunk_px:
+            raise ValueError(
+                f"tile_px ({self.tile_px}) must be a multiple of chunk_px ({self.chunk_px}) "
+                "so tile writes never overlap"
+            )
+        if len(set(self.targets)) != len(self.targets):
+            raise ValueError(f"targets has duplicates: {self.targets}")
+        return self

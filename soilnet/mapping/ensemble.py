@@ -1,0 +1,154 @@
+"""The tile predictor: a fold ensemble with its normalisation, from decoded tiles to map layers.
+
+A tile arrives decoded (band, H, W) with NaN for nodata, with one climate series per climate
+pixel it touches (S, T, V) and the index (h, w) of each output pixel's series. Every output
+pixel's window is cut in memory (``windows`` mode, exact) or the encoder runs once over the
+tile (``dense`` mode, see `ImageEncoder.forward_dense`). Each climate series is encoded once
+per model, not once per window. Layers: the ensemble mean, the predictive std (spread across
+folds plus, for heads that predict it, the mean aleatoric variance), in target units, the
+same combination as `soilnet.models.bundle.ModelBundle.predict`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+
+from soilnet.data.normalisation import NormStats, normalise_batch
+from soilnet.models.dense import cut_windows
+from soilnet.models.fusion import SoilNetModel
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["windows", "dense"]
+
+
+class TilePredictor(Protocol):
+    """What the map job needs from a model: shapes, names, a content hash and tile prediction."""
+
+    bands: list[str]
+    variables: list[str]
+    patch: int
+    months: int
+
+    def content_hash(self) -> str:
+        """A hash of everything that changes predictions (weights, statistics)."""
+
+    def predict_tile(
+        self, image: np.ndarray, series: np.ndarray, index: np.ndarray, stride: int, mode: Mode, batch_size: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std (targets, h, w) of a decoded (band, H, W) tile with climate series (S, T, V)."""
+
+
+@dataclass
+class Ensemble:
+    """Fold models of one recipe and the training split's normalisation statistics."""
+
+    models: Sequence[SoilNetModel]
+    stats: NormStats
+    patch: int
+    months: int
+    mask_channel: bool = False
+    target_scaling: Sequence[tuple[float, float]] = ()
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ValueError("an ensemble needs at least one model")
+        if not self.target_scaling:
+            self.target_scaling = [(self.stats.target_mean, self.stats.target_std)] * len(self.models)
+        if len(self.target_scaling) != len(self.models):
+            raise ValueError(f"{len(self.target_scaling)} target scalings for {len(self.models)} models")
+        for model in self.models:
+            model.eval().to(self.device)
+
+    @property
+    def bands(self) -> list[str]:
+        """Raster bands the models read, in channel order."""
+        return list(self.stats.bands)
+
+    @property
+    def variables(self) -> list[str]:
+        """Climate variables the models read, in order."""
+        return list(self.stats.variables)
+
+    def content_hash(self) -> str:
+        """SHA-256 of every model's weights (sorted by name) and of the statistics."""
+        digest = hashlib.sha256((self.stats.model_dump_json() + repr(list(self.target_scaling))).encode())
+        for model in self.models:
+            for name, tensor in sorted(model.state_dict().items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def _inputs(self, image: np.ndarray, series: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = normalise_batch({"image": image[None], "climate": series}, self.stats, self.mask_channel)
+        return torch.from_numpy(batch["image"]).to(self.device), torch.from_numpy(batch["climate"]).to(self.device)
+
+    @staticmethod
+    def _image_features(
+        model: SoilNetModel, tile: torch.Tensor, window: int, stride: int, mode: Mode, batch_size: int
+    ) -> torch.Tensor:
+        """Pooled encoder features (h * w, D) of every output pixel's window of a normalised tile."""
+        if mode == "dense":
+            features = model.image_encoder.forward_dense(tile, window, stride)
+            return features[0].permute(1, 2, 0).reshape(-1, features.shape[1])
+        windows = cut_windows(tile, window, stride)[0]
+        flat = windows.reshape(-1, *windows.shape[2:])
+        return torch.cat([model.image_encoder(flat[i : i + batch_size]) for i in range(0, flat.shape[0], batch_size)])
+
+    @torch.no_grad()
+    def _model_outputs(
+        self, model: SoilNetModel, tile: torch.Tensor, climate: torch.Tensor, index: torch.Tensor, stride: int,
+        mode: Mode, batch_size: int,
+    ) -> dict[str, torch.Tensor]:  # fmt: skip
+        """Head outputs (h * w, targets) of one model over a normalised tile; each series encoded once."""
+        series_features = model.encode_climate(climate, None)
+        climate_features = None if series_features is None else series_features[index.reshape(-1)]
+        image_features = None
+        if model.image_encoder is not None:
+            image_features = self._image_features(model, tile, self.patch, stride, mode, batch_size)
+        return model.fuse(image_features, climate_features)
+
+    @torch.no_grad()
+    def embed_tile(self, image: np.ndarray, stride: int, mode: Mode, batch_size: int) -> np.ndarray:
+        """The first model's image-encoder embeddings (h * w, D) of a decoded tile (feature-space maps)."""
+        model = self.models[0]
+        if model.image_encoder is None:
+            raise ValueError("feature-space maps need a model with an image encoder")
+        empty = np.zeros((1, self.months, len(self.variables)), dtype=np.float32)
+        tile, _ = self._inputs(image, empty)
+        return self._image_features(model, tile, self.patch, stride, mode, batch_size).float().cpu().numpy()
+
+    def predict_tile(
+        self, image: np.ndarray, series: np.ndarray, index: np.ndarray, stride: int, mode: Mode, batch_size: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Ensemble mean and std (targets, h, w) in target units for every output pixel of a tile."""
+        if image.shape[0] != len(self.bands):
+            raise ValueError(f"tile has {image.shape[0]} bands, the model reads {len(self.bands)} ({self.bands})")
+        if series.ndim != 3 or series.shape[1:] != (self.months, len(self.variables)):
+            raise ValueError(
+                f"climate series are {series.shape}, the model reads (S, {self.months}, {len(self.variables)})"
+            )
+        h, w = index.shape
+        tile, climate = self._inputs(image, series)
+        index_t = torch.from_numpy(index.astype(np.int64)).to(self.device)
+        means, variances = [], []
+        for model, (shift, scale) in zip(self.models, self.target_scaling, strict=True):
+            out = self._model_outputs(model, tile, climate, index_t, stride, mode, batch_size)
+            means.append(out["prediction"].double() * scale + shift)
+            if "log_var" in out:
+                variances.append(out["log_var"].double().exp() * scale**2)
+        stack = torch.stack(means)
+        variance = stack.var(dim=0, unbiased=False)
+        if variances:
+            variance = variance + torch.stack(variances).mean(dim=0)
+        mean, std = stack.mean(dim=0), variance.sqrt()
+        as_map = lambda t: t.T.reshape(-1, h, w).float().cpu().numpy()  # noqa: E731
+        return as_map(mean), as_map(std)

@@ -1,0 +1,168 @@
+"""The map cube: a Zarr v3 group of (y, x) layers on the output grid, written one tile at a time.
+
+Layers, per target ``t``: ``t`` (ensemble mean) and ``t_std`` (predictive std), float32 with NaN
+as nodata; and ``input_missing``, uint8: 1 where some input pixel of the output pixel was
+nodata, 0 where none was, 255 outside the region. Chunks are ``chunk_px`` square and tiles a
+whole number of chunks, so two tiles never write to the same object. Georeferencing follows
+the raster cube (``x``, ``y``, ``spatial_ref``), so ``xarray.open_zarr`` + rioxarray read it.
+The group attributes hold the map settings; a cube is only ever extended with the same ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zarr
+import zarr.codecs
+
+from soilnet import storage
+from soilnet.data.grid import Grid
+from soilnet.data.zarr_group import CubeValidationError, create_group, crs_attrs, open_group, write_coord
+
+log = logging.getLogger(__name__)
+
+KIND = "map_cube"
+MISSING_LAYER = "input_missing"
+MISSING_NODATA = 255
+
+
+#: Units of a target read from the end of its name (``soc_g_kg`` is in g/kg); otherwise dimensionless.
+UNIT_SUFFIXES = {"_g_kg": "g/kg", "_mg_kg": "mg/kg", "_g_cm3": "g/cm3", "_t_ha": "t/ha", "_pct": "%"}
+
+
+def units_of(layer: str) -> str:
+    """Units of a mean or std layer from its name; ``1`` when the name carries none."""
+    base = layer.removesuffix("_std")
+    return next((unit for suffix, unit in UNIT_SUFFIXES.items() if base.endswith(suffix)), "1")
+
+
+def layer_names(targets: Sequence[str]) -> list[str]:
+    """All layers of a map of ``targets``: mean and std of each, then the missing-input mask."""
+    return [name for t in targets for name in (t, f"{t}_std")] + [MISSING_LAYER]
+
+
+@dataclass
+class MapCube:
+    """An open map cube."""
+
+    url: str
+    group: zarr.Group
+    grid: Grid
+    targets: list[str]
+    settings: dict[str, Any]
+
+    @property
+    def layers(self) -> list[str]:
+        """Layer names in order."""
+        return layer_names(self.targets)
+
+    @property
+    def chunk_px(self) -> int:
+        """Chunk side in pixels."""
+        return int(self.group[MISSING_LAYER].chunks[0])
+
+    def write_tile(self, row0: int, col0: int, mean: np.ndarray, std: np.ndarray, missing: np.ndarray) -> None:
+        """Write a tile's layers: mean and std (targets, h, w) float32, missing (h, w) uint8."""
+        k, h, w = mean.shape
+        if k != len(self.targets) or std.shape != mean.shape or missing.shape != (h, w):
+            raise ValueError(
+                f"{self.url}: tile layers {mean.shape} / {std.shape} / {missing.shape} do not match "
+                f"{len(self.targets)} targets"
+            )
+        chunk = self.chunk_px
+        if row0 % chunk or col0 % chunk:
+            raise ValueError(f"{self.url}: tile at ({row0}, {col0}) is not aligned to the {chunk} px chunks")
+        rows, cols = slice(row0, row0 + h), slice(col0, col0 + w)
+        for i, target in enumerate(self.targets):
+            self.group[target][rows, cols] = mean[i].astype(np.float32)
+            self.group[f"{target}_std"][rows, cols] = std[i].astype(np.float32)
+        self.group[MISSING_LAYER][rows, cols] = missing.astype(np.uint8)
+
+    def read(self, layer: str, row0: int = 0, col0: int = 0, height: int | None = None, width: int | None = None):
+        """A window of one layer as a NumPy array (the whole layer by default)."""
+        if layer not in self.layers:
+            raise ValueError(f"{self.url}: no layer {layer!r} (layers: {self.layers})")
+        height = self.grid.height - row0 if height is None else height
+        width = self.grid.width - col0 if width is None else width
+        return np.asarray(self.group[layer][row0 : row0 + height, col0 : col0 + width])
+
+
+def _layer_attrs(name: str) -> tuple[str, Any, dict[str, Any]]:
+    if name == MISSING_LAYER:
+        attrs = {"long_name": "1 where some input pixel was nodata, 255 outside the region", "flag_values": [0, 1]}
+        return "uint8", MISSING_NODATA, attrs
+    base = name.removesuffix("_std")
+    long_name = f"predictive standard deviation of {base}" if name.endswith("_std") else f"ensemble mean of {base}"
+    return "float32", np.nan, {"long_name": long_name, "units": units_of(name)}
+
+
+def create_map_cube(
+    url: str | os.PathLike[str], grid: Grid, targets: Sequence[str], chunk_px: int, settings: Mapping[str, Any]
+) -> MapCube:
+    """Create an empty map cube (all nodata) for the output grid."""
+    meta = {"soilnet_kind": KIND, "grid": grid.to_attrs(), "targets": list(targets), "settings": dict(settings)}
+    group = create_group(url, meta, overwrite=True)
+    for name in layer_names(targets):
+        dtype, fill, attrs = _layer_attrs(name)
+        group.create_array(
+            name,
+            shape=(grid.height, grid.width),
+            dtype=dtype,
+            chunks=(chunk_px, chunk_px),
+            fill_value=fill,
+            compressors=[zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")],
+            dimension_names=("y", "x"),
+            attributes={"grid_mapping": "spatial_ref", "_FillValue": None if dtype == "float32" else fill, **attrs},
+        )
+    write_coord(group, "x", grid.x_coords(), ("x",), {"standard_name": "projection_x_coordinate", "units": "m"})
+    write_coord(group, "y", grid.y_coords(), ("y",), {"standard_name": "projection_y_coordinate", "units": "m"})
+    write_coord(group, "spatial_ref", np.array(0, dtype=np.int32), (), crs_attrs(grid))
+    log.info("created map cube %s: %d x %d px, layers %s", storage.resolve(url).url, grid.width, grid.height, targets)
+    return open_map_cube(url, writable=True)
+
+
+def open_map_cube(url: str | os.PathLike[str], writable: bool = False) -> MapCube:
+    """Open a map cube; errors name the store and what is wrong."""
+    group, meta = open_group(url, KIND, writable=writable)
+    where = storage.resolve(url).url
+    try:
+        grid = Grid.from_attrs(meta["grid"])
+        targets = [str(t) for t in meta["targets"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CubeValidationError(f"{where}: map cube attributes 'grid'/'targets' invalid: {exc}") from exc
+    missing = [name for name in layer_names(targets) if name not in group]
+    if missing:
+        raise CubeValidationError(f"{where}: map cube layers {missing} missing")
+    return MapCube(where, group, grid, targets, dict(meta.get("settings", {})))
+
+
+def ensure_map_cube(
+    url: str | os.PathLike[str],
+    grid: Grid,
+    targets: Sequence[str],
+    chunk_px: int,
+    settings: Mapping[str, Any],
+    overwrite: bool,
+) -> MapCube:
+    """The map cube to write into: the existing one if made with the same settings, else a new one.
+
+    An existing cube made with other settings is an error unless ``overwrite`` replaces it.
+    """
+    where = storage.resolve(url).url
+    if not overwrite and storage.exists(storage.join(where, "zarr.json")):
+        cube = open_map_cube(where, writable=True)
+        wanted = {"grid": grid.to_attrs(), "targets": list(targets), "chunk_px": chunk_px, **dict(settings)}
+        found = {"grid": cube.grid.to_attrs(), "targets": cube.targets, "chunk_px": cube.chunk_px, **cube.settings}
+        differ = sorted(k for k in wanted.keys() | found.keys() if wanted.get(k) != found.get(k))
+        if differ:
+            raise CubeValidationError(
+                f"{where}: existing map cube was made with other settings ({', '.join(differ)}); "
+                "use --overwrite to replace it"
+            )
+        return cube
+    return create_map_cube(where, grid, targets, chunk_px, settings)

@@ -1,0 +1,68 @@
+"""A map's published outputs: COG per layer, STAC item per COG, PNG preview, all logged to MLflow.
+
+Layout under the job's ``out`` folder: ``cog/<layer>.tif``, ``stac/<layer>.json``,
+``preview.png``. With ``mlflow_run_id`` set, every file is logged as an artifact of that run
+(under ``map/``) and the STAC items link to it; without it nothing is tracked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+from soilnet import storage
+from soilnet.mapping.cog import CogInfo, export_cog
+from soilnet.mapping.config import MapConfig
+from soilnet.mapping.job import map_cube_url
+from soilnet.mapping.map_cube import MISSING_LAYER, open_map_cube
+from soilnet.mapping.preview import layer_preview
+from soilnet.mapping.stac import build_item, write_item
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MapOutputs:
+    """URLs of everything published for a map."""
+
+    cogs: list[CogInfo] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)
+    preview: str = ""
+
+    def urls(self) -> list[str]:
+        """Every output URL."""
+        return [c.url for c in self.cogs] + self.items + [self.preview]
+
+
+def log_to_mlflow(run_id: str, urls: list[str]) -> None:
+    """Log files (local or s3://) as artifacts of an existing MLflow run, under ``map/``."""
+    import mlflow
+
+    with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory(prefix="soilnet-map-") as tmp:
+        for url in urls:
+            local = os.path.join(tmp, os.path.basename(url))
+            with storage.open_file(url, "rb") as src, open(local, "wb") as dst:
+                dst.write(src.read())
+            mlflow.log_artifact(local, artifact_path="map")
+    log.info("logged %d map outputs to MLflow run %s", len(urls), run_id)
+
+
+def export_outputs(cfg: MapConfig) -> MapOutputs:
+    """Publish the map cube under ``cfg.out``: COGs, STAC items, preview (and MLflow artifacts)."""
+    cube = open_map_cube(map_cube_url(cfg.out))
+    out = MapOutputs(preview=layer_preview(cube, cube.targets[0], storage.join(cfg.out, "preview.png")))
+    map_id = f"soilnet-map-{cfg.climate_end}-{cube.grid.res:g}m"
+    run_link = f"runs:/{cfg.mlflow_run_id}" if cfg.mlflow_run_id else None
+    model_link = cfg.model.bundle
+    for layer in cube.layers:
+        scale = 1.0 if layer == MISSING_LAYER else cfg.cog_scale
+        cog = export_cog(cube, layer, storage.join(cfg.out, "cog", f"{layer}.tif"), scale, cfg.cog_blocksize)
+        out.cogs.append(cog)
+        preview = out.preview if layer == cube.targets[0] else None
+        item = build_item(cog, cube.grid, map_id, cfg.climate_end, run_link, model_link, preview)
+        out.items.append(write_item(item, storage.join(cfg.out, "stac", f"{layer}.json")))
+    if cfg.mlflow_run_id:
+        log_to_mlflow(cfg.mlflow_run_id, out.urls())
+    return out

@@ -1,0 +1,43 @@
+"""PNG previews of map layers with a colour bar, read decimated so a continent fits in memory."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from soilnet import storage
+from soilnet.mapping.map_cube import MapCube, units_of
+
+
+def decimated_layer(cube: MapCube, layer: str, max_px: int = 1000) -> np.ndarray:
+    """Every ``step``-th pixel of a layer so that its long side is at most ``max_px``."""
+    if layer not in cube.layers:
+        raise ValueError(f"{cube.url}: no layer {layer!r} (layers: {cube.layers})")
+    step = max(1, math.ceil(max(cube.grid.height, cube.grid.width) / max_px))
+    return np.asarray(cube.group[layer][::step, ::step])
+
+
+def save_png(fig: Figure, url: str | os.PathLike[str]) -> str:
+    """Render a figure as PNG at a URL (local or s3://)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    where = os.fspath(url)
+    with storage.open_file(where, "wb") as f:
+        f.write(buf.getvalue())
+    return where
+
+
+def layer_preview(cube: MapCube, layer: str, url: str | os.PathLike[str], cmap: str = "YlOrBr") -> str:
+    """A layer with a colour bar (units from the layer name); nodata is left blank."""
+    values = decimated_layer(cube, layer).astype(np.float32)
+    west, south, east, north = cube.grid.bounds
+    fig = Figure(figsize=(7, 6))
+    ax = fig.subplots()
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, extent=(west, east, south, north))
+    fig.colorbar(image, ax=ax, label=f"{layer} ({units_of(layer)})")
+    ax.set_title(f"{layer} at {cube.grid.res:g} m ({cube.grid.crs})")
+    return save_png(fig, url)

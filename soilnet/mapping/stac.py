@@ -1,0 +1,159 @@
+"""STAC items for map outputs (projection + raster extensions, links to the MLflow run and model).
+
+Validation works offline: the core STAC 1.1.0 item schema (with GeoJSON) ships inside pystac
+and is used as is; the projection (v2.0.0) and raster (v1.1.0) extension schemas are not
+shipped, so `EXTENSION_SCHEMAS` restates the fields we write from those specs
+(``proj:code``, ``proj:shape``, ``proj:transform``, ``proj:bbox``; ``raster:bands`` of each data asset, with
+``nodata``, ``data_type``, ``scale``, ``offset``, ``unit``) and assets are checked against it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from typing import Any
+
+import pystac
+from jsonschema import Draft7Validator
+from pyproj import Transformer
+from pystac.extensions.projection import ProjectionExtension
+from pystac.extensions.raster import DataType, RasterBand, RasterExtension
+from pystac.validation.local_validator import get_local_schema_cache
+from referencing import Registry, Resource
+
+from soilnet import storage
+from soilnet.data.grid import Grid
+from soilnet.mapping.cog import CogInfo
+from soilnet.mapping.map_cube import units_of
+
+ITEM_SCHEMA = f"https://schemas.stacspec.org/v{pystac.get_stac_version()}/item-spec/json-schema/item.json"
+
+_NUMBER_LIST = {"type": "array", "items": {"type": "number"}}
+EXTENSION_SCHEMAS: dict[str, dict[str, Any]] = {
+    ProjectionExtension.get_schema_uri(): {
+        "type": "object",
+        "required": ["proj:code", "proj:shape", "proj:transform", "proj:bbox"],
+        "properties": {
+            "proj:code": {"type": ["string", "null"], "pattern": "^[A-Z]+:[0-9]+$"},
+            "proj:shape": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "integer", "minimum": 1}},
+            "proj:transform": {**_NUMBER_LIST, "minItems": 6, "maxItems": 9},
+            "proj:bbox": {**_NUMBER_LIST, "minItems": 4, "maxItems": 4},
+        },
+    },
+    RasterExtension.get_schema_uri(): {
+        "type": "object",
+        "required": ["raster:bands"],
+        "properties": {
+            "raster:bands": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["data_type", "nodata"],
+                    "properties": {
+                        "data_type": {"enum": [d.value for d in DataType]},
+                        "nodata": {"type": ["number", "string"]},
+                        "scale": {"type": "number"},
+                        "offset": {"type": "number"},
+                        "unit": {"type": "string"},
+                    },
+                },
+            }
+        },
+    },
+}
+
+
+class StacValidationError(ValueError):
+    """A STAC item does not validate; the message names the item and each failing field."""
+
+
+def _item_validator() -> Draft7Validator:
+    cache = get_local_schema_cache()
+    registry = Registry().with_resources([(uri, Resource.from_contents(s)) for uri, s in cache.items()])
+    return Draft7Validator(cache[ITEM_SCHEMA], registry=registry)
+
+
+def validate_item(item: dict[str, Any]) -> None:
+    """Validate an item dict against the core item schema and the extension fields it declares."""
+    where = item.get("id", "<no id>")
+    problems = [
+        f"{'/'.join(map(str, e.absolute_path)) or '<item>'}: {e.message}" for e in _item_validator().iter_errors(item)
+    ]
+    for uri in item.get("stac_extensions", []):
+        schema = EXTENSION_SCHEMAS.get(uri)
+        if schema is None:
+            problems.append(f"stac_extensions: no offline schema for {uri}")
+            continue
+        validator = Draft7Validator(schema)
+        target = item["properties"] if uri == ProjectionExtension.get_schema_uri() else None
+        data_assets = [(k, a) for k, a in item.get("assets", {}).items() if "data" in a.get("roles", [])]
+        holders = [("properties", target)] if target is not None else data_assets
+        for name, holder in holders:
+            problems += [f"{name}: {e.message}" for e in validator.iter_errors(holder)]
+    if problems:
+        raise StacValidationError(f"STAC item {where} is invalid:\n  " + "\n  ".join(problems))
+
+
+def _footprint(grid: Grid) -> tuple[dict[str, Any], list[float]]:
+    """WGS84 polygon and bbox of a grid's outline (edges densified so they follow the projection)."""
+    west, south, east, north = grid.bounds
+    n = 10
+    xs = [west + (east - west) * i / n for i in range(n)] + [east] * n
+    xs += [east - (east - west) * i / n for i in range(n)] + [west] * n
+    ys = [south] * n + [south + (north - south) * i / n for i in range(n)]
+    ys += [north] * n + [north - (north - south) * i / n for i in range(n)]
+    lon, lat = Transformer.from_crs(grid.epsg, 4326, always_xy=True).transform(xs, ys)
+    ring = [[float(a), float(b)] for a, b in zip(lon, lat, strict=True)]
+    ring.append(ring[0])
+    return {"type": "Polygon", "coordinates": [ring]}, [min(lon), min(lat), max(lon), max(lat)]
+
+
+def build_item(
+    cog: CogInfo,
+    grid: Grid,
+    map_id: str,
+    date: str,
+    run_link: str | None = None,
+    model_link: str | None = None,
+    preview_url: str | None = None,
+) -> pystac.Item:
+    """A STAC item describing one COG of a map (its date is the month the climate series end)."""
+    geometry, bbox = _footprint(grid)
+    when = dt.datetime.strptime(date, "%Y-%m").replace(tzinfo=dt.UTC)
+    item = pystac.Item(
+        id=f"{map_id}-{cog.layer}",
+        geometry=geometry,
+        bbox=bbox,
+        datetime=when,
+        properties={"soilnet:layer": cog.layer, "soilnet:map": map_id},
+    )
+    proj = ProjectionExtension.ext(item, add_if_missing=True)
+    proj.code = grid.crs
+    proj.shape = [grid.height, grid.width]
+    proj.transform = list(grid.transform)
+    proj.bbox = list(grid.bounds)
+    asset = pystac.Asset(href=cog.url, media_type=pystac.MediaType.COG, roles=["data"], title=cog.layer)
+    item.add_asset("data", asset)
+    band = RasterBand.create(
+        nodata=cog.nodata, data_type=DataType(cog.dtype), scale=cog.scale, offset=0.0, unit=units_of(cog.layer)
+    )
+    RasterExtension.ext(asset, add_if_missing=True).bands = [band]
+    if preview_url:
+        item.add_asset("preview", pystac.Asset(href=preview_url, media_type=pystac.MediaType.PNG, roles=["overview"]))
+    if run_link:
+        item.add_link(pystac.Link(rel="via", target=run_link, media_type="text/html", title="MLflow run"))
+    if model_link:
+        item.add_link(pystac.Link(rel="derived_from", target=model_link, title="model version"))
+    return item
+
+
+def write_item(item: pystac.Item, url: str | os.PathLike[str]) -> str:
+    """Validate and write an item as JSON; returns the URL."""
+    tree = item.to_dict(include_self_link=False)
+    validate_item(tree)
+    where = os.fspath(url)
+    with storage.open_file(where, "w") as f:
+        json.dump(tree, f, indent=2)
+    return where

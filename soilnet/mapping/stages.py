@@ -1,0 +1,153 @@
+"""The three stages of the map pipeline as callable classes (Ray Data actors or plain objects).
+
+Rows are dicts of NumPy arrays and scalars. `ReadStage` turns a tile row into its inputs and
+drops tiles whose done marker matches the inputs and model (so they are neither predicted nor
+written); `PredictStage` loads the model once and adds the layers; `WriteStage` writes the
+layers into the tile's own chunks of the map cube and then the tile's done marker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from soilnet.data.earth_engine.region import Tile
+from soilnet.data.raster_cube import decode
+from soilnet.mapping.config import MapConfig
+from soilnet.mapping.manifest import TileMarker, write_marker
+from soilnet.mapping.map_cube import MISSING_NODATA, open_map_cube
+from soilnet.mapping.model_source import load_ensemble
+from soilnet.mapping.reader import TileReader
+from soilnet.mapping.tiling import MapGrid
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+TILE_FIELDS = ("row", "col", "row0", "col0", "height", "width")
+
+
+@dataclass
+class MapJobSpec:
+    """Everything the stages need, computed once by the driver (plain data, pickled to actors)."""
+
+    cfg: MapConfig
+    grid: MapGrid
+    shapes: list[dict[str, Any]] | None
+    bands: list[str]
+    variables: list[str]
+    months: int
+    scale: np.ndarray
+    offset: np.ndarray
+    nodata: int
+    map_url: str
+    model_hash: str
+    markers: dict[str, TileMarker] = field(default_factory=dict)
+    force: bool = False
+
+
+def tile_row(tile: Tile) -> Row:
+    """A tile as a pipeline row."""
+    return {"name": tile.name, **{k: getattr(tile, k) for k in TILE_FIELDS}}
+
+
+def row_tile(row: Row) -> Tile:
+    """The tile a row describes."""
+    return Tile(*(int(row[k]) for k in TILE_FIELDS))
+
+
+class ReadStage:
+    """Reads each tile once with its halo; yields nothing for tiles that are done and unchanged."""
+
+    def __init__(self, spec: MapJobSpec) -> None:
+        cfg = spec.cfg
+        self.spec = spec
+        self.reader = TileReader(
+            cfg.raster, cfg.climate, spec.grid, spec.bands, spec.variables, spec.months, cfg.climate_end, spec.shapes
+        )
+
+    def __call__(self, row: Row) -> list[Row]:
+        tile = row_tile(row)
+        name = str(row["name"])
+        marker = self.spec.markers.get(name)
+        trusted = marker is not None and not self.spec.force and not self.spec.cfg.incremental
+        if trusted and marker.model_hash == self.spec.model_hash:
+            return []
+        inputs = self.reader.read(tile)
+        input_hash = inputs.content_hash()
+        if not self.spec.force and marker == TileMarker(name, input_hash, self.spec.model_hash):
+            return []
+        return [
+            {
+                **tile_row(tile),
+                "image": inputs.image,
+                "series": inputs.series,
+                "index": inputs.index,
+                "inside": inputs.inside,
+                "input_hash": input_hash,
+            }
+        ]
+
+
+def missing_masks(valid: np.ndarray, grid: MapGrid, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(any missing, all missing) per output pixel over its input block, from a (H, W) validity mask."""
+    rows, cols = grid.block_index(height, width)
+    block = valid[rows[:, :, None, None], cols[None, None, :, :]]  # h, b, w, b
+    return ~block.all(axis=(1, 3)), ~block.any(axis=(1, 3))
+
+
+class PredictStage:
+    """Loads the model once (GPU when present) and predicts the layers of each tile."""
+
+    def __init__(self, spec: MapJobSpec) -> None:
+        torch.set_num_threads(spec.cfg.threads)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        self.spec = spec
+        self.model = load_ensemble(spec.cfg.model)
+
+    def __call__(self, row: Row) -> Row:
+        spec, cfg = self.spec, self.spec.cfg
+        start = time.perf_counter()
+        raw = np.asarray(row["image"])
+        image = decode(raw, spec.scale, spec.offset, spec.nodata)
+        height, width = int(row["height"]), int(row["width"])
+        mean, std = self.model.predict_tile(
+            image, np.asarray(row["series"]), np.asarray(row["index"]), spec.grid.stride, cfg.mode, cfg.batch_size
+        )
+        any_missing, all_missing = missing_masks((raw != spec.nodata).all(axis=0), spec.grid, height, width)
+        inside = np.asarray(row["inside"], dtype=bool)
+        nodata = all_missing | ~inside
+        mean[:, nodata] = np.nan
+        std[:, nodata] = np.nan
+        missing = np.where(inside, any_missing, MISSING_NODATA).astype(np.uint8)
+        log.debug("predicted tile %s in %.2f s", row["name"], time.perf_counter() - start)
+        return {
+            **{k: row[k] for k in ("name", *TILE_FIELDS, "input_hash")},
+            "mean": mean,
+            "std": std,
+            "missing": missing,
+        }
+
+
+class WriteStage:
+    """Writes each tile into its own chunks of the map cube, then its done marker."""
+
+    def __init__(self, spec: MapJobSpec) -> None:
+        self.spec = spec
+        self.cube = open_map_cube(spec.map_url, writable=True)
+
+    def __call__(self, row: Row) -> Row:
+        name = str(row["name"])
+        self.cube.write_tile(
+            int(row["row0"]),
+            int(row["col0"]),
+            np.asarray(row["mean"]),
+            np.asarray(row["std"]),
+            np.asarray(row["missing"]),
+        )
+        write_marker(self.spec.cfg.out, TileMarker(name, str(row["input_hash"]), self.spec.model_hash))
+        return {"name": name}

@@ -1,0 +1,111 @@
+"""Published outputs: COGs georeferenced like the grid and valid, STAC items valid, preview, MLflow."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from rio_cogeo.cogeo import cog_validate
+
+from soilnet import storage
+from soilnet.mapping.cog import INT16_NODATA, encode_layer
+from soilnet.mapping.job import map_cube_url, run_map
+from soilnet.mapping.map_cube import MISSING_NODATA, open_map_cube
+from soilnet.mapping.outputs import export_outputs
+from soilnet.mapping.stac import StacValidationError, validate_item
+
+
+@pytest.fixture(scope="module")
+def published(tiny_demo, tiny_model, tmp_path_factory):
+    from soilnet.mapping.config import MapConfig
+
+    cfg = MapConfig(
+        raster=tiny_demo.raster,
+        climate=tiny_demo.climate,
+        region=tiny_demo.region,
+        out=str(tmp_path_factory.mktemp("published")),
+        model=tiny_model,
+        climate_end="2018-06",
+        resolution_m=240,
+        tile_px=8,
+        chunk_px=8,
+        executor="local",
+        cog_blocksize=16,
+    )
+    run_map(cfg)
+    return cfg, export_outputs(cfg)
+
+
+def test_cogs_match_the_grid_and_validate(published) -> None:
+    cfg, outputs = published
+    cube = open_map_cube(map_cube_url(cfg.out))
+    grid = cube.grid
+    assert [c.layer for c in outputs.cogs] == ["soc_g_kg", "soc_g_kg_std", "input_missing"]
+    for cog in outputs.cogs:
+        assert cog_validate(cog.url, quiet=True)[0], cog.url
+        with rasterio.open(cog.url) as src:
+            assert src.crs.to_epsg() == grid.epsg
+            assert tuple(src.transform)[:6] == grid.transform
+            assert tuple(src.bounds) == grid.bounds
+            assert (src.width, src.height) == (grid.width, grid.height)
+            assert src.overviews(1) == [2]
+            values = src.read(1)
+            if cog.layer == "input_missing":
+                assert src.nodata == MISSING_NODATA and src.dtypes[0] == "uint8"
+                assert np.array_equal(values, cube.read("input_missing"))
+            else:
+                assert src.nodata == INT16_NODATA and src.dtypes[0] == "int16" and src.scales == (0.1,)
+                expected = cube.read(cog.layer)
+                assert np.array_equal(values == INT16_NODATA, np.isnan(expected))
+                ok = ~np.isnan(expected)
+                np.testing.assert_allclose(values[ok] * 0.1, expected[ok], atol=0.05 + 1e-6)
+
+
+def test_stac_items_validate_and_link(published) -> None:
+    cfg, outputs = published
+    for url, cog in zip(outputs.items, outputs.cogs, strict=True):
+        with open(url) as f:
+            item = json.load(f)
+        validate_item(item)
+        assert item["properties"]["proj:code"] == "EPSG:3035"
+        assert item["assets"]["data"]["href"] == cog.url
+        assert item["assets"]["data"]["raster:bands"][0]["nodata"] == cog.nodata
+        assert item["properties"]["datetime"].startswith("2018-06-01")
+        assert any(link["rel"] == "derived_from" and link["href"] == cfg.model.bundle for link in item["links"])
+    item["properties"].pop("proj:shape")
+    item["assets"]["data"]["raster:bands"][0]["data_type"] = "int17"
+    with pytest.raises(StacValidationError, match=r"'proj:shape' is a required property(.|\n)*'int17'"):
+        validate_item(item)
+    del item["properties"]["datetime"]
+    with pytest.raises(StacValidationError, match=r"properties: .* is not valid"):
+        validate_item(item)
+
+
+def test_preview_is_a_png(published) -> None:
+    _, outputs = published
+    with storage.open_file(outputs.preview) as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_integer_encoding_rounds_and_keeps_nodata() -> None:
+    raw = encode_layer(np.array([12.34, np.nan, -1e9, 1e9]), 0.1)
+    assert raw.tolist() == [123, INT16_NODATA, -32767, 32767]
+
+
+def test_outputs_are_logged_to_mlflow(published, tmp_path, monkeypatch) -> None:
+    import mlflow
+
+    cfg, _ = published
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with mlflow.start_run() as run:
+        run_id = run.info.run_id
+    outputs = export_outputs(cfg.model_copy(update={"mlflow_run_id": run_id, "out": cfg.out}))
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "map")}
+    assert {"map/soc_g_kg.tif", "map/soc_g_kg.json", "map/preview.png"} <= logged
+    with open(outputs.items[0]) as f:
+        assert {"rel": "via", "href": f"runs:/{run_id}"}.items() <= next(
+            link for link in json.load(f)["links"] if link["rel"] == "via"
+        ).items()
