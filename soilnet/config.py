@@ -23,6 +23,8 @@ from soilnet.data.demo_region import DemoConfig
 from soilnet.data.earth_engine.config import AcquireConfig
 from soilnet.data.ingest.config import IngestConfig
 from soilnet.data.raster_cube import RasterLayout
+from soilnet.tracking.config import TrackingConfig
+from soilnet.training.config import EvaluateConfig, FinetuneConfig, PretrainConfig, TrainConfig
 
 
 class ConfigError(ValueError):
@@ -63,6 +65,11 @@ class SoilnetConfig(StrictModel):
     demo: DemoConfig = Field(default_factory=DemoConfig, description="The generated demo region.")
     raster_layout: RasterLayout = Field(default_factory=RasterLayout, description="Raster cube chunking.")
     climate_layout: ClimateLayout = Field(default_factory=ClimateLayout, description="Climate cube chunking.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Ray Train workers, checkpoints, failures.")
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig, description="Self-supervised pretraining.")
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig, description="Fine-tuning with spatial CV.")
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="Baselines and the comparison.")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking and registry.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="File ingest of rasters, NetCDF, points.")
     acquire: AcquireConfig | None = Field(None, description="Earth Engine acquisition (region, year, ...).")
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Logging level.")

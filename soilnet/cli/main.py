@@ -46,6 +46,7 @@ ConfigOpt = Annotated[
 ]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a field: section.field=value.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing cubes and tables.")]
+DataOnlyOpt = Annotated[bool, typer.Option("--data-only", help="Only generate, validate and preview the region.")]
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -131,23 +132,54 @@ def show_config(config: ConfigOpt = None, set_: SetOpt = None) -> None:
 
 
 @app.command("demo")
-def demo(config: ConfigOpt = None, set_: SetOpt = None, overwrite: OverwriteOpt = True) -> None:
-    """Run the whole flow on the generated demo region (what `make demo` runs)."""
-    from soilnet.demo import run_demo
+def demo(config: ConfigOpt = None, set_: SetOpt = None, data_only: DataOnlyOpt = False) -> None:
+    """Run the whole flow on the generated demo region (what `make demo` runs).
+
+    Demo region -> SSL pretraining -> fine-tuning with spatial CV -> baselines -> comparison table ->
+    model registered -> map of the region, scored against the true SOC map.
+    """
 
     def body() -> None:
         cfg = configure(config, set_)
-        report = run_demo(cfg, overwrite=overwrite)
-        table = Table(title="soilnet demo", show_header=False)
-        for key, value in report.facts.items():
-            table.add_row(key, str(value))
-        for stage, seconds in report.timings_s.items():
-            table.add_row(f"time: {stage}", f"{seconds:.1f} s")
-        for path in report.previews:
-            table.add_row("preview", path)
-        results.print(table)
+        if data_only:
+            from soilnet.demo import run_demo
+
+            report = run_demo(cfg, overwrite=True)
+            results.print(_facts_table("soilnet demo data", report.facts, report.timings_s, report.previews))
+            return
+        from soilnet.demo_flow import run_full_demo
+
+        full = run_full_demo(cfg)
+        data = full.data
+        results.print(_facts_table("demo region", data.facts, data.timings_s, data.previews))
+        results.print(full.comparison)
+        promo = full.promotion
+        verdict = "now champion" if promo.promoted else f"champion stays version {promo.previous_version}"
+        score = f"{promo.metric} {promo.candidate:.3f}"
+        results.print(f"registered {promo.model} version {promo.version} ({score}): {verdict}")
+        m = full.map
+        err = ", ".join(f"{k} {v:.3f}" for k, v in m.error.items())
+        results.print(
+            f"map ({m.tiles} tiles, {m.seconds:.0f} s) against the true SOC map over {m.cells_scored} cells: {err}"
+        )
+        for cog in m.outputs.cogs:
+            results.print(f"COG: {cog.url}")
+        results.print(f"preview: {m.outputs.preview}")
+        results.print(_facts_table("timings", {}, full.timings_s, []))
+        results.print(f"open the runs in MLflow: [bold]{full.ui_command}[/]")
 
     run_guarded(body)
+
+
+def _facts_table(title: str, facts: dict[str, object], timings: dict[str, float], paths: list[str]) -> Table:
+    table = Table(title=title, show_header=False)
+    for key, value in facts.items():
+        table.add_row(key, str(value))
+    for stage, seconds in timings.items():
+        table.add_row(f"time: {stage}", f"{seconds:.1f} s")
+    for path in paths:
+        table.add_row("file", path)
+    return table
 
 
 def main() -> None:

@@ -68,6 +68,9 @@ class DemoConfig(StrictModel):
     months: int = Field(72, ge=61, description="Length of the climate series in months (>= 61).")
     sample_year: int = Field(2018, description="Year the soil samples were taken.")
     min_patch_px: int = Field(64, ge=8, description="Smallest training patch; the region must hold one.")
+    map_resolution_m: float = Field(
+        240.0, gt=0, description="Pixel size of the demo's map (a multiple of resolution_m)."
+    )
 
 
 @dataclass(frozen=True)

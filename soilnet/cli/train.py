@@ -1,0 +1,90 @@
+"""Training commands: ``pretrain``, ``finetune``, ``evaluate`` and ``promote`` (Ray Train + MLflow)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from soilnet.cli.main import ConfigOpt, SetOpt, configure, results, run_guarded
+from soilnet.config import dump_config
+
+app = typer.Typer(no_args_is_help=True, help="Pretrain, fine-tune, evaluate and promote models (Ray Train, MLflow).")
+
+ResumeOpt = Annotated[
+    str | None,
+    typer.Option("--resume-from", help="Checkpoint folder (local or s3://) to resume, with its MLflow run."),
+]
+
+
+@app.command("pretrain")
+def pretrain(config: ConfigOpt = None, set_: SetOpt = None, resume_from: ResumeOpt = None) -> None:
+    """Self-supervised pretraining of the recipe's encoders on unlabelled locations (section `pretrain`)."""
+    from soilnet.training.pretrain import run_pretrain
+
+    def body() -> None:
+        cfg = configure(config, set_)
+        result = run_pretrain(cfg.data, cfg.train, cfg.pretrain, cfg.tracking, cfg.finetune.target, resume_from)
+        results.print(f"pretrained encoders: [bold]{result.encoders}[/] (MLflow run {result.run_id})")
+
+    run_guarded(body)
+
+
+@app.command("finetune")
+def finetune(config: ConfigOpt = None, set_: SetOpt = None, resume_from: ResumeOpt = None) -> None:
+    """Fine-tune one model per spatial fold (section `finetune`); writes the bundle, prints CV metrics."""
+    from soilnet.evaluation.metrics import format_comparison
+    from soilnet.training.finetune import run_cross_validation
+
+    def body() -> None:
+        cfg = configure(config, set_)
+        cv = run_cross_validation(
+            cfg.data, cfg.train, cfg.finetune, cfg.tracking, resume_from, config_text=dump_config(cfg)
+        )
+        results.print(format_comparison(cv.summary))
+        results.print(f"bundle: [bold]{cv.bundle}[/] (MLflow run {cv.run_id}; promote with --run-id {cv.run_id})")
+
+    run_guarded(body)
+
+
+@app.command("evaluate")
+def evaluate(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Cross-validate the recipe and the tree baselines on the same spatial folds; print the comparison."""
+    from soilnet.tracking.runs import RunTracker
+    from soilnet.training.evaluate import compare_with_baselines
+    from soilnet.training.finetune import run_cross_validation
+
+    def body() -> None:
+        cfg = configure(config, set_)
+        cv = run_cross_validation(cfg.data, cfg.train, cfg.finetune, cfg.tracking, config_text=dump_config(cfg))
+        tracker = RunTracker.for_run(cfg.tracking, cfg.data.root, cv.run_id)
+        comparison = compare_with_baselines(
+            cv, cv.source, cfg.evaluate, cfg.finetune.pretrained, tracker, cfg.finetune.target
+        )
+        results.print(comparison.table)
+        results.print(f"MLflow run {cv.run_id}")
+
+    run_guarded(body)
+
+
+@app.command("promote")
+def promote(
+    run_id: Annotated[str, typer.Option("--run-id", help="MLflow id of a finished fine-tuning (CV) run.")],
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Register a run's bundle; move the `champion` alias only if it beats the champion's CV metric."""
+    from soilnet.tracking.registry import promote as promote_run
+
+    def body() -> None:
+        cfg = configure(config, set_)
+        outcome = promote_run(cfg.tracking, cfg.data.root, run_id)
+        table = Table(title=f"{outcome.model} version {outcome.version}", show_header=False)
+        table.add_row(f"cv {outcome.metric}", f"{outcome.candidate:.4g}")
+        previous = "none" if outcome.previous is None else f"v{outcome.previous_version}: {outcome.previous:.4g}"
+        table.add_row("previous champion", previous)
+        table.add_row("promoted", "yes" if outcome.promoted else "no")
+        results.print(table)
+
+    run_guarded(body)

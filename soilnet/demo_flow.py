@@ -1,0 +1,81 @@
+"""The whole demo: region -> SSL pretraining -> fine-tuning with spatial CV -> baselines -> registry.
+
+`run_full_demo` is what ``soilnet demo`` / ``make demo`` run. It needs the root config's
+``train``, ``pretrain``, ``finetune``, ``evaluate`` and ``tracking`` sections.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from soilnet import storage
+from soilnet.config import SoilnetConfig, dump_config
+from soilnet.demo import DemoReport, run_demo
+from soilnet.mapping.demo import MapDemoReport, map_demo
+from soilnet.tracking.registry import Promotion, promote
+from soilnet.tracking.runs import RunTracker, ui_command
+from soilnet.training.evaluate import compare_with_baselines
+from soilnet.training.finetune import run_cross_validation
+from soilnet.training.pretrain import run_pretrain
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FullDemoReport:
+    """What the full demo produced: the data report, the comparison table, the promotion, where to look."""
+
+    data: DemoReport
+    comparison: str
+    promotion: Promotion
+    pretrain_run_id: str
+    finetune_run_id: str
+    bundle: str
+    ui_command: str
+    map: MapDemoReport
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def run_full_demo(cfg: SoilnetConfig) -> FullDemoReport:
+    """Run every stage on the configured workspace; prints nothing (the CLI renders the report)."""
+    timings: dict[str, float] = {}
+    data_report = run_demo(cfg, overwrite=True)
+    timings.update({f"data.{k}": v for k, v in data_report.timings_s.items()})
+    t0 = time.perf_counter()
+    pre = run_pretrain(cfg.data, cfg.train, cfg.pretrain, cfg.tracking, target=cfg.finetune.target)
+    timings["pretrain"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    finetune = cfg.finetune.model_copy(update={"pretrained": pre.encoders})
+    cv = run_cross_validation(cfg.data, cfg.train, finetune, cfg.tracking, config_text=dump_config(cfg))
+    timings["finetune"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tracker = RunTracker.for_run(cfg.tracking, cfg.data.root, cv.run_id)
+    comparison = compare_with_baselines(cv, cv.source, cfg.evaluate, pre.encoders, tracker, finetune.target)
+    timings["evaluate"] = time.perf_counter() - t0
+    promotion = promote(cfg.tracking, cfg.data.root, cv.run_id)
+    t0 = time.perf_counter()
+    data = cfg.data
+    demo_map = map_demo(
+        data.url("raster"),
+        data.url("climate"),
+        data.url("region"),
+        data.url("truth"),
+        storage.join(data.url("runs"), "map"),
+        cv.bundle,
+        resolution_m=cfg.demo.map_resolution_m,
+        run_id=cv.run_id,
+    )
+    timings["map"] = time.perf_counter() - t0
+    return FullDemoReport(
+        data=data_report,
+        comparison=comparison.table,
+        promotion=promotion,
+        pretrain_run_id=pre.run_id,
+        finetune_run_id=cv.run_id,
+        bundle=cv.bundle,
+        ui_command=ui_command(tracker.uri),
+        map=demo_map,
+        timings_s=timings,
+    )

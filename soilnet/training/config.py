@@ -1,0 +1,119 @@
+"""Configuration sections of the training jobs: Ray Train scaling, pretraining, fine-tuning, evaluation."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from soilnet.configbase import StrictModel
+from soilnet.data.stream_config import StreamConfig
+from soilnet.evaluation.baselines import BaselineConfig
+from soilnet.evaluation.spatial_folds import FoldConfig
+
+
+class TrainConfig(StrictModel):
+    """How Ray Train runs a training job (shared by pretraining and fine-tuning)."""
+
+    num_workers: int = Field(2, ge=1, description="Ray Train workers (one GPU each on GPU nodes).")
+    use_gpu: bool = Field(False, description="One GPU per worker, DDP over NCCL; fails early if none are free.")
+    cpus_per_worker: float = Field(
+        0.5, gt=0, description="CPUs reserved per worker; leave CPUs for the Ray Data readers on small nodes."
+    )
+    use_amp: bool = Field(True, description="bf16 autocast on CUDA devices (ignored on CPU).")
+    grad_accum_steps: int = Field(1, ge=1, description="Micro-batches accumulated per optimiser step.")
+    max_failures: int = Field(1, ge=0, description="Worker-group restarts from the last checkpoint after a failure.")
+    keep_checkpoints: int = Field(2, ge=1, description="Best checkpoints kept (by the validation metric).")
+    data_source: Literal["stream", "cache"] = Field(
+        "cache",
+        description="stream: read every epoch's windows from the cubes (large tables); cache: read each "
+        "location once into the object store and cut the epochs from memory (small labelled sets, laptop).",
+    )
+    threads_per_worker: int | None = Field(
+        None, ge=1, description="torch intra-op threads per worker; None: Ray's default for the worker's CPUs."
+    )
+    seed: int = Field(0, ge=0, description="Seed of model initialisation.")
+
+
+class OptimConfig(StrictModel):
+    """AdamW with a learning-rate schedule."""
+
+    lr: float = Field(1e-3, gt=0, description="Learning rate (of the head and fusion layers when fine-tuning).")
+    encoder_lr: float | None = Field(
+        None, gt=0, description="Fine-tuning: learning rate of the image and climate encoders; None: same as lr."
+    )
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
+    schedule: Literal["constant", "cosine", "step"] = Field(
+        "cosine", description="constant; cosine to 0 over all steps; step: x gamma every step_epochs (reference)."
+    )
+    step_epochs: int = Field(10, ge=1, description="schedule=step: epochs between decays (reference: 10).")
+    gamma: float = Field(0.2, gt=0, le=1, description="schedule=step: decay factor (reference: 0.2).")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps before the schedule.")
+    grad_clip: float | None = Field(1.0, gt=0, description="Gradient norm clipping; None: off.")
+
+
+def _stream(shuffle: Literal["global", "shard"], n_unlabelled: int) -> StreamConfig:
+    return StreamConfig(shuffle=shuffle, n_unlabelled=n_unlabelled)
+
+
+class PretrainConfig(StrictModel):
+    """Self-supervised pretraining of a recipe's encoders on unlabelled locations."""
+
+    recipe: str = Field(
+        "jobs/configs/recipes/ssl-soilnet.yaml", description="Recipe YAML (path or URL) with an ssl section."
+    )
+    epochs: int = Field(10, ge=1, description="Passes over the unlabelled locations.")
+    steps_per_epoch: int | None = Field(
+        None, ge=1, description="Batches per worker per epoch; None: one pass over the padded table."
+    )
+    optim: OptimConfig = Field(default_factory=OptimConfig, description="Optimiser and schedule.")
+    stream: StreamConfig = Field(
+        default_factory=lambda: _stream("shard", 10_000),
+        description="Unlabelled locations and sample stream (shard order: a read serves many windows).",
+    )
+    normalisation: Literal["minmax", "standard"] = Field("minmax", description="Image normalisation method.")
+    run_name: str = Field("pretrain", min_length=1, description="Run name: checkpoints under <runs>/<run_name>.")
+    output: str | None = Field(None, description="URL of the pretrained encoders; default <runs>/<run_name>/encoders.")
+
+
+class FinetuneConfig(StrictModel):
+    """Supervised fine-tuning with spatial K-fold cross-validation (one model per fold)."""
+
+    recipe: str = Field("jobs/configs/recipes/soilnet.yaml", description="Recipe YAML (path or URL).")
+    target: str = Field("soc_g_kg", min_length=1, description="Target column of the points table.")
+    pretrained: str | None = Field(
+        None, description="URL of pretrained encoders (output of pretrain); None: train from scratch."
+    )
+    freeze_backbone: bool = Field(False, description="Freeze the image encoder (train the rest).")
+    loss: Literal["mse", "huber", "l1"] = Field("mse", description="Loss on standardised targets.")
+    huber_delta: float = Field(1.0, gt=0, description="loss=huber: transition point (standardised units).")
+    epochs: int = Field(30, ge=1, description="Maximum epochs per fold.")
+    steps_per_epoch: int | None = Field(
+        None, ge=1, description="Batches per worker per epoch; None: one pass over the padded training rows."
+    )
+    patience: int = Field(5, ge=1, description="Early stopping: epochs without validation improvement.")
+    min_delta: float = Field(0.0, ge=0, description="Early stopping: smallest improvement that counts.")
+    optim: OptimConfig = Field(default_factory=OptimConfig, description="Optimiser and schedule.")
+    folds: FoldConfig = Field(default_factory=FoldConfig, description="Spatial folds and validation split.")
+    only_folds: list[int] | None = Field(None, description="Train only these test folds (debugging); None: all.")
+    stream: StreamConfig = Field(
+        default_factory=lambda: _stream("global", 0), description="Sample stream (global shuffle of points)."
+    )
+    normalisation: Literal["minmax", "standard"] = Field("minmax", description="Image normalisation method.")
+    run_name: str = Field("finetune", min_length=1, description="Run name: checkpoints under <runs>/<run_name>.")
+    bundle: str | None = Field(None, description="URL of the model bundle; default <runs>/<run_name>/bundle.")
+
+    @model_validator(mode="after")
+    def _freeze_needs_weights(self) -> FinetuneConfig:
+        if self.freeze_backbone and self.pretrained is None:
+            raise ValueError("finetune.freeze_backbone needs finetune.pretrained (a frozen random encoder learns nil)")
+        return self
+
+
+class EvaluateConfig(StrictModel):
+    """The comparison of the fine-tuned models with tree baselines on the same folds."""
+
+    baselines: BaselineConfig = Field(default_factory=BaselineConfig, description="Centre-pixel tree baselines.")
+    ssl_features: bool = Field(True, description="Also a random forest on frozen pretrained image features.")
+    plots: bool = Field(True, description="Log observed-vs-predicted, residual, distribution and error-map plots.")
+    digits: int = Field(3, ge=0, le=8, description="Decimals in the comparison table.")

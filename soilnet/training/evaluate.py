@@ -1,0 +1,105 @@
+"""The comparison of the fine-tuned fold models with tree baselines on the same spatial folds.
+
+Baselines: random forest and gradient boosting on centre-pixel values plus climate features, and a
+random forest on frozen pretrained image features (Tresson et al.). Every model is scored out of
+fold with the same fold ids; the table (metric mean ± std over folds) and the evaluation plots of
+the fine-tuned models are logged to the cross-validation run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from soilnet import storage
+from soilnet.evaluation.baselines import centre_pixels, evaluate_baselines, evaluate_feature_forest
+from soilnet.evaluation.metrics import format_comparison, summarise_folds
+from soilnet.evaluation.plots import fold_error_map, observed_vs_predicted, residuals, target_distributions
+from soilnet.models.checkpoint import load_weights
+from soilnet.models.factory import build_image_encoder
+from soilnet.tracking.runs import RunTracker
+from soilnet.training.config import EvaluateConfig
+from soilnet.training.finetune import CrossValidation
+from soilnet.training.sources import CachedSource, CubeSource
+from soilnet.training.tasks import IMAGE_ENCODER_FILE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Comparison:
+    """Per-fold metrics of every model, their summary and the printed table."""
+
+    per_fold: pd.DataFrame
+    summary: pd.DataFrame
+    table: str
+
+
+def _fill_nan(values: np.ndarray) -> np.ndarray:
+    """Column medians in place of NaN (clouded centre pixels, missing months)."""
+    flat = values.reshape(values.shape[0], -1).astype(np.float64)
+    median = np.nan_to_num(np.nanmedian(np.where(np.isfinite(flat), flat, np.nan), axis=0))
+    return np.where(np.isfinite(flat), flat, median).reshape(values.shape)
+
+
+@torch.no_grad()
+def frozen_features(cv: CrossValidation, source: CubeSource | CachedSource, encoders: str) -> np.ndarray:
+    """Pretrained image features (N, D) of every labelled row, in table order."""
+    from soilnet.data.normalisation import normalise_batch
+
+    image_cfg = cv.recipe.model.image
+    encoder = build_image_encoder(
+        image_cfg.model_copy(update={"pretrained": None, "frozen": True}), cv.recipe.data.n_bands
+    )
+    load_weights(encoder, storage.join(encoders, IMAGE_ENCODER_FILE))
+    encoder.eval()
+    mask = cv.recipe.data.n_bands > len(cv.stats.bands)
+    out = []
+    for start in range(0, len(cv.table), 128):
+        batch = normalise_batch(source.read(cv.table.iloc[start : start + 128]), cv.stats, mask)
+        out.append(encoder(torch.from_numpy(batch["image"])).numpy())
+    return np.concatenate(out)
+
+
+def compare_with_baselines(
+    cv: CrossValidation,
+    source: CubeSource | CachedSource,
+    cfg: EvaluateConfig,
+    encoders: str | None,
+    tracker: RunTracker,
+    target: str,
+) -> Comparison:
+    """Score the baselines on the folds of `cv`, build the comparison table, log table and plots."""
+    samples = source.read(cv.table)
+    targets = cv.table["target"].to_numpy(dtype=np.float64)
+    folds = cv.table["fold"].to_numpy()
+    results = evaluate_baselines(
+        _fill_nan(centre_pixels(samples["image"])), _fill_nan(samples["climate"]), targets, folds, cfg.baselines
+    )
+    if cfg.ssl_features and encoders:
+        results.append(evaluate_feature_forest(frozen_features(cv, source, encoders), targets, folds, cfg.baselines))
+    per_fold = pd.concat([cv.per_fold, *(r.per_fold for r in results)], ignore_index=True)
+    summary = summarise_folds(per_fold)
+    table = format_comparison(summary, cfg.digits)
+    tracker.log_text(table, "comparison.txt")
+    tracker.log_text(per_fold.to_csv(index=False), "comparison_per_fold.csv")
+    for row in summary.itertuples(index=False):
+        tracker.log_metrics({f"{row.model}.{row.metric}_mean": row.mean, f"{row.model}.{row.metric}_std": row.std})
+    if cfg.plots:
+        scored = np.isfinite(cv.predictions)
+        y, p, f = targets[scored], cv.predictions[scored], folds[scored]
+        xs, ys = cv.table["x"].to_numpy()[scored], cv.table["y"].to_numpy()[scored]
+        figures = {
+            "observed_vs_predicted.png": observed_vs_predicted(y, p, target),
+            "residuals.png": residuals(y, p, target),
+            "target_distributions.png": target_distributions(y, f, target),
+            "fold_error_map.png": fold_error_map(xs, ys, y, p, f, target),
+        }
+        for name, figure in figures.items():
+            tracker.log_figure(figure, f"plots/{name}")
+    log.info("comparison over %d folds:\n%s", len(np.unique(folds)), table)
+    return Comparison(per_fold, summary, table)

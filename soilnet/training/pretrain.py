@@ -1,0 +1,143 @@
+"""Self-supervised pretraining on unlabelled locations, on Ray Train, tracked in MLflow.
+
+Unlabelled locations are drawn away from every labelled point, normalisation statistics are
+fitted on them (no label, no test row), and the recipe's SSL objective trains its encoders. The
+encoders of the best checkpoint are exported with the statistics to ``<output>`` for fine-tuning:
+``image_encoder.safetensors``, ``climate_encoder.safetensors``, ``normalisation.json``, ``recipe.yaml``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import yaml
+
+from soilnet import storage
+from soilnet.config import DataConfig
+from soilnet.data.normalisation import NormStats, save_stats
+from soilnet.data.sampling import steps_per_epoch
+from soilnet.evaluation.spatial_folds import FoldConfig
+from soilnet.models.checkpoint import save_weights
+from soilnet.tracking.config import TrackingConfig
+from soilnet.tracking.runs import RunTracker
+from soilnet.training.config import PretrainConfig, TrainConfig
+from soilnet.training.inputs import (
+    CubeInputs,
+    Resume,
+    fit_recipe,
+    input_stats,
+    labelled_table,
+    make_source,
+    unlabelled_table,
+)
+from soilnet.training.loop import WorkerSpec
+from soilnet.training.state import read_state
+from soilnet.training.tasks import CLIMATE_ENCODER_FILE, IMAGE_ENCODER_FILE, SSLTask
+from soilnet.training.trainer import best_checkpoint, fit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PretrainResult:
+    """What pretraining produced."""
+
+    run_id: str
+    encoders: str
+    stats: NormStats
+    metrics: dict[str, float]
+    checkpoint: str
+
+
+def export_encoders(task: SSLTask, state: dict, stats: NormStats, url: str) -> str:
+    """Write the pretrained encoders, the statistics and the recipe under `url`."""
+    objective = task.build()
+    objective.load_state_dict(state["model"])
+    storage.makedirs(url)
+    save_weights(objective.image_encoder, storage.join(url, IMAGE_ENCODER_FILE))
+    if getattr(objective, "climate_encoder", None) is not None:
+        save_weights(objective.climate_encoder, storage.join(url, CLIMATE_ENCODER_FILE))
+    save_stats(stats, storage.join(url, "normalisation.json"))
+    with storage.open_file(storage.join(url, "recipe.yaml"), "w") as f:
+        yaml.safe_dump(task.recipe.model_dump(mode="json"), f, sort_keys=False)
+    return url
+
+
+def run_pretrain(
+    data: DataConfig,
+    train: TrainConfig,
+    cfg: PretrainConfig,
+    tracking: TrackingConfig,
+    target: str = "soc_g_kg",
+    resume_from: str | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> PretrainResult:
+    """Pretrain the recipe's encoders; resumes the checkpoint (and MLflow run) of `resume_from` if given."""
+    workspace = data.root
+    inputs = CubeInputs.open(data)
+    recipe, stream = fit_recipe(cfg.recipe, inputs, cfg.stream)
+    task = SSLTask(recipe)
+    labelled = labelled_table(data, target, FoldConfig(k=2))
+    unlabelled = unlabelled_table(inputs, stream, labelled)
+    source = make_source(train, inputs, stream, unlabelled)
+    stats = input_stats(source, unlabelled, inputs, cfg.normalisation, stream.seed)
+    scratch = tempfile.TemporaryDirectory()
+    resume = Resume.fetch(resume_from, scratch) if resume_from else None
+    if resume is not None:
+        tracker = RunTracker(resume.job["tracking_uri"], resume.job["mlflow_run_id"])
+    else:
+        tracker = RunTracker.start(tracking, workspace, cfg.run_name, tags={"soilnet.job": "pretrain"})
+        tracker.log_params(
+            {
+                "pretrain": cfg.model_dump(mode="json"),
+                "train": train.model_dump(mode="json"),
+                "recipe": recipe.model_dump(mode="json"),
+                "n_unlabelled": len(unlabelled),
+            }
+        )
+    steps = cfg.steps_per_epoch or steps_per_epoch(len(unlabelled), train.num_workers, stream.batch_size)
+    job = {
+        "kind": "pretrain",
+        "config": cfg.model_dump(mode="json"),
+        "recipe": recipe.model_dump(mode="json"),
+        "tracking_uri": tracker.uri,
+        "mlflow_run_id": tracker.run_id,
+    }
+    spec = WorkerSpec(
+        task=task,
+        optim=cfg.optim,
+        stats=stats,
+        epochs=cfg.epochs,
+        steps_per_epoch=steps,
+        batch_size=stream.batch_size,
+        grad_accum_steps=train.grad_accum_steps,
+        use_amp=train.use_amp,
+        seed=train.seed,
+        threads=train.threads_per_worker,
+        tracker=tracker,
+        resume_from=resume.folder if resume else None,
+        job=job,
+        on_step=on_step,
+    )
+    dataset = source.dataset(unlabelled, range(cfg.epochs), train.num_workers, stats)
+    try:
+        result = fit(spec, {"train": dataset}, train, data.url("runs"), cfg.run_name)
+    except Exception:
+        tracker.finish("FAILED")
+        raise
+    finally:
+        scratch.cleanup()
+    checkpoint = best_checkpoint(result, task.score)
+    with checkpoint.as_directory() as folder:
+        state = read_state(folder)
+    output = cfg.output or storage.join(data.url("runs"), cfg.run_name, "encoders")
+    export_encoders(task, state, stats, output)
+    tracker.log_folder(output, "encoders")
+    tracker.log_text(stats.model_dump_json(indent=2), "normalisation.json")
+    tracker.set_tags({"soilnet.encoders_url": output, "soilnet.checkpoint": checkpoint.path})
+    tracker.finish()
+    log.info("pretrained encoders written to %s", output)
+    return PretrainResult(tracker.run_id, output, stats, dict(result.metrics or {}), checkpoint.path)

@@ -1,0 +1,170 @@
+"""Where training samples come from: streamed from the cubes every epoch, or read once and cached.
+
+Both sources read a location table (`soilnet.data.locations` columns) and offer
+
+- ``read(table)``: decoded samples of the rows, in the driver (normalisation fitting, test
+  predictions, baseline features);
+- ``dataset(table, epochs, world_size, stats)``: a Ray dataset of normalised batches for Ray
+  Train, every epoch ordered and padded by `soilnet.data.streaming.epoch_table`, so each worker
+  gets the same number of full batches (padding rows have ``valid = 0``).
+
+`CubeSource` re-reads windows from the cubes each epoch (the streaming pipeline, for large
+tables). `CachedSource` reads each location once into the object store as raw int16 and cuts
+every epoch from memory (labelled points, SSL on a laptop), so K folds x E epochs cost one read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from soilnet.data.locations import COLUMNS
+from soilnet.data.normalisation import NormStats, normalise_batch
+from soilnet.data.raster_cube import decode, open_raster_cube
+from soilnet.data.stream_config import StreamConfig
+from soilnet.data.streaming import PASSTHROUGH, SampleReader, build_dataset, epoch_table
+
+log = logging.getLogger(__name__)
+
+Batch = dict[str, np.ndarray]
+#: Bound on the number of blocks of an epoch table (each a whole number of reader batches).
+MAX_BLOCKS = 256
+
+
+def _columns(table: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {c: table[c].to_numpy() for c in ("id", "x", "y", "date", "target")}
+
+
+class CubeSource:
+    """Samples read from the raster and climate cubes every time (the streaming pipeline)."""
+
+    def __init__(self, raster_url: str, climate_url: str, cfg: StreamConfig) -> None:
+        self.raster_url, self.climate_url, self.cfg = raster_url, climate_url, cfg
+        self._reader: SampleReader | None = None
+
+    @property
+    def reader(self) -> SampleReader:
+        """The in-process reader of decoded samples (opened on first use)."""
+        if self._reader is None:
+            self._reader = SampleReader(
+                self.raster_url,
+                self.climate_url,
+                self.cfg.patch_px,
+                self.cfg.months,
+                output="decoded",
+                threads=self.cfg.read_threads,
+                climate_cache_chunks=self.cfg.climate_cache_chunks,
+            )
+        return self._reader
+
+    def read(self, table: pd.DataFrame | Batch) -> Batch:
+        """Decoded samples of every row of `table` (a location table or its columns), in order."""
+        table = pd.DataFrame(table)
+        step = self.cfg.read_batch_size
+        parts = [self.reader(_columns(table.iloc[i : i + step])) for i in range(0, len(table), step)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def dataset(self, table: pd.DataFrame, epochs: Sequence[int], world_size: int, stats: NormStats) -> Any:
+        """Normalised batches of `table` for `epochs`, padded for `world_size` workers."""
+        return build_dataset(
+            table, self.raster_url, self.climate_url, self.cfg, epochs, world_size, output="normalised", stats=stats
+        )
+
+
+class CachedRowReader:
+    """Ray Data actor: cuts normalised samples of location rows out of the cached raw arrays."""
+
+    def __init__(self, cache: list[Any], stats: dict[str, Any], mask_channel: bool) -> None:
+        import ray
+
+        self.cache = ray.get(cache[0])
+        self.index = pd.Index(self.cache["id"])
+        self.stats = NormStats.model_validate(stats)
+        self.mask_channel = mask_channel
+
+    def __call__(self, batch: Batch) -> Batch:
+        """Normalised samples of a batch of epoch-table rows."""
+        rows = self.index.get_indexer(np.asarray(batch["id"]).astype(str))
+        out = decoded_rows(self.cache, rows)
+        out.update({k: np.asarray(batch[k]) for k in PASSTHROUGH if k in batch})
+        out["target"] = np.asarray(batch["target"], dtype=np.float32)
+        return normalise_batch(out, self.stats, self.mask_channel)
+
+
+def decoded_rows(cache: dict[str, Any], rows: np.ndarray) -> Batch:
+    """Decoded samples of cache rows (image float32 with NaN for nodata)."""
+    image = decode(cache["image"][rows].swapaxes(0, 1), cache["scale"], cache["offset"], cache["nodata"])
+    return {
+        "image": image.swapaxes(0, 1),
+        "climate": cache["climate"][rows],
+        "target": cache["target"][rows],
+        "x": cache["x"][rows],
+        "y": cache["y"][rows],
+        "id": cache["id"][rows],
+    }
+
+
+class CachedSource:
+    """Samples of a fixed location table read once (raw int16) and kept in the Ray object store."""
+
+    def __init__(self, raster_url: str, climate_url: str, cfg: StreamConfig, table: pd.DataFrame) -> None:
+        import ray
+
+        self.cfg = cfg
+        raster = open_raster_cube(raster_url)
+        reader = SampleReader(
+            raster_url,
+            climate_url,
+            cfg.patch_px,
+            cfg.months,
+            output="raw",
+            threads=cfg.read_threads,
+            climate_cache_chunks=cfg.climate_cache_chunks,
+        )
+        step = cfg.read_batch_size
+        parts = [reader(_columns(table.iloc[i : i + step])) for i in range(0, len(table), step)]
+        self.cache = {k: np.concatenate([p[k] for p in parts]) for k in ("image", "climate", "target", "x", "y", "id")}
+        self.cache.update(scale=raster.scale, offset=raster.offset, nodata=raster.nodata)
+        self.index = pd.Index(self.cache["id"])
+        if not self.index.is_unique:
+            raise ValueError(f"location ids are not unique: {self.index[self.index.duplicated()][:3].tolist()}")
+        self.ref = ray.put(self.cache)
+        log.info("cached %d samples (%.0f MB raw)", len(table), self.cache["image"].nbytes / 2**20)
+
+    def _rows(self, table: pd.DataFrame | Batch) -> np.ndarray:
+        ids = np.asarray(table["id"]).astype(str)
+        rows = self.index.get_indexer(ids)
+        if (rows < 0).any():
+            raise ValueError(f"location {ids[int(np.argmin(rows))]!r} is not in the sample cache")
+        return rows
+
+    def read(self, table: pd.DataFrame | Batch) -> Batch:
+        """Decoded samples of every row of `table` (a location table or its columns), in order."""
+        return decoded_rows(self.cache, self._rows(table))
+
+    def dataset(self, table: pd.DataFrame, epochs: Sequence[int], world_size: int, stats: NormStats) -> Any:
+        """Normalised batches of `table` for `epochs`, padded for `world_size` workers."""
+        import ray.data
+
+        self._rows(table)
+        # Cached rows cost nothing to gather: a shard-grouped order buys nothing, shuffle globally.
+        order = self.cfg.model_copy(update={"shuffle": "global"}) if self.cfg.shuffle == "shard" else self.cfg
+        frame = epoch_table(table[list(COLUMNS)], order, epochs, world_size, None)
+        block = self.cfg.read_batch_size * max(1, -(-len(frame) // (self.cfg.read_batch_size * MAX_BLOCKS)))
+        ds = ray.data.from_pandas([frame.iloc[i : i + block] for i in range(0, len(frame), block)])
+        return ds.map_batches(
+            CachedRowReader,
+            fn_constructor_kwargs={
+                "cache": [self.ref],
+                "stats": stats.model_dump(),
+                "mask_channel": self.cfg.mask_channel,
+            },
+            batch_size=self.cfg.read_batch_size,
+            batch_format="numpy",
+            concurrency=self.cfg.reader_concurrency,
+            num_cpus=self.cfg.reader_cpus,
+        )

@@ -1,0 +1,132 @@
+"""What a training worker optimises: supervised regression or a self-supervised objective.
+
+A task builds its module, splits its parameters into groups with their learning rates and
+computes the loss of one batch (padding rows, ``valid = 0``, weigh nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from soilnet import storage
+from soilnet.models.checkpoint import load_weights
+from soilnet.models.fusion import SoilNetModel
+from soilnet.models.recipe import RecipeConfig
+from soilnet.ssl.factory import build_objective
+from soilnet.ssl.objective import SSLObjective
+from soilnet.training.config import OptimConfig
+
+log = logging.getLogger(__name__)
+
+IMAGE_ENCODER_FILE = "image_encoder.safetensors"
+CLIMATE_ENCODER_FILE = "climate_encoder.safetensors"
+
+
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean of `values` (B,) weighted by `weights` (B,); 0 when every weight is 0."""
+    return (values * weights).sum() / weights.sum().clamp_min(1.0)
+
+
+def load_pretrained_encoders(model: SoilNetModel, url: str) -> None:
+    """Load encoders exported by pretraining (``image_encoder.safetensors``, ``climate_encoder...``)."""
+    image = storage.join(url, IMAGE_ENCODER_FILE)
+    if not storage.exists(image):
+        raise FileNotFoundError(f"{url}: no {IMAGE_ENCODER_FILE}; is it the output of soilnet pretrain?")
+    if model.image_encoder is None:
+        raise ValueError("finetune.pretrained is set but the recipe's model has no image branch")
+    load_weights(model.image_encoder, image)
+    climate = storage.join(url, CLIMATE_ENCODER_FILE)
+    if model.climate_encoder is not None and storage.exists(climate):
+        load_weights(model.climate_encoder, climate)
+
+
+class RegressionTask:
+    """Fine-tuning: standardised target, MSE / Huber / L1 (or Gaussian NLL for a variance head)."""
+
+    score = "val_loss"
+
+    def __init__(
+        self,
+        recipe: RecipeConfig,
+        loss: Literal["mse", "huber", "l1"],
+        huber_delta: float,
+        pretrained: str | None,
+        freeze_backbone: bool,
+    ) -> None:
+        if recipe.model.head.n_targets != 1:
+            raise ValueError(f"recipe {recipe.name}: model.head.n_targets must be 1 for one target column")
+        self.recipe, self.loss_name, self.huber_delta = recipe, loss, huber_delta
+        self.pretrained, self.freeze_backbone = pretrained, freeze_backbone
+
+    def build(self) -> SoilNetModel:
+        """The recipe's model, with pretrained encoders loaded and the backbone frozen if asked."""
+        model = self.recipe.build_model()
+        if self.pretrained:
+            load_pretrained_encoders(model, self.pretrained)
+        if self.freeze_backbone:
+            model.image_encoder.freeze()
+        return model
+
+    def param_groups(self, module: nn.Module, optim: OptimConfig) -> list[dict]:
+        """Encoders at ``encoder_lr`` (default ``lr``), projections and head at ``lr``; frozen ones left out."""
+        encoder_ids = set()
+        for part in (module.image_encoder, module.climate_encoder):
+            if part is not None:
+                encoder_ids |= {id(p) for p in part.parameters()}
+        trainable = [p for p in module.parameters() if p.requires_grad]
+        encoders = [p for p in trainable if id(p) in encoder_ids]
+        rest = [p for p in trainable if id(p) not in encoder_ids]
+        groups = [{"params": rest, "lr": optim.lr, "name": "head"}]
+        if encoders:
+            groups.append({"params": encoders, "lr": optim.encoder_lr or optim.lr, "name": "encoders"})
+        return groups
+
+    def per_sample(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        """Loss of each sample (B,) on standardised targets."""
+        pred = out["prediction"][:, 0].float()
+        if "log_var" in out:
+            log_var = out["log_var"][:, 0].float()
+            return 0.5 * (log_var + (target - pred).square() * torch.exp(-log_var))
+        if self.loss_name == "huber":
+            return F.huber_loss(pred, target, reduction="none", delta=self.huber_delta)
+        if self.loss_name == "l1":
+            return (pred - target).abs()
+        return (pred - target).square()
+
+    def loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Weighted loss of a normalised batch whose ``target`` is standardised."""
+        out = module(batch["image"], batch["climate"])
+        loss = weighted_mean(self.per_sample(out, batch["target"]), batch["valid"])
+        return loss, {}
+
+
+class SSLTask:
+    """Self-supervised pretraining with the recipe's SSL objective; logs its collapse monitor."""
+
+    score = "train_loss"
+
+    def __init__(self, recipe: RecipeConfig) -> None:
+        if recipe.ssl is None:
+            raise ValueError(f"recipe {recipe.name} has no ssl section: nothing to pretrain")
+        self.recipe = recipe
+
+    def build(self) -> SSLObjective:
+        """The SSL objective around freshly initialised encoders."""
+        d = self.recipe.data
+        return build_objective(self.recipe.ssl, self.recipe.model, d.n_bands, d.n_climate_vars, d.n_months)
+
+    def param_groups(self, module: nn.Module, optim: OptimConfig) -> list[dict]:
+        """One group of every trainable parameter at ``lr``."""
+        return [{"params": [p for p in module.parameters() if p.requires_grad], "lr": optim.lr, "name": "all"}]
+
+    def loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The objective's loss and monitors (padding rows are real windows repeated: kept)."""
+        out = module(batch["image"], batch["climate"])
+        monitors = out.metrics()
+        monitors.pop("loss")
+        return out.loss, monitors

@@ -1,0 +1,109 @@
+"""Running a worker loop on Ray Train: local Ray or a cluster, checkpoints on a local folder or S3."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from soilnet import storage
+from soilnet.training.config import TrainConfig
+from soilnet.training.loop import WorkerSpec, train_worker
+
+log = logging.getLogger(__name__)
+
+
+def ensure_ray() -> None:
+    """Connect to ``$RAY_ADDRESS`` (a cluster, a Ray job) or start a local Ray instance."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    ray.init(address=address or "local", configure_logging=False, log_to_driver=False)
+    from ray.data import DataContext
+
+    DataContext.get_current().enable_progress_bars = os.environ.get("SOILNET_PROGRESS", "1") != "0"
+
+
+def check_resources(cfg: TrainConfig) -> None:
+    """Fail early, with the numbers, when the cluster cannot hold the requested workers."""
+    import ray
+
+    resources = ray.cluster_resources()
+    if cfg.use_gpu and resources.get("GPU", 0) < cfg.num_workers:
+        raise ValueError(
+            f"train.use_gpu is true with train.num_workers={cfg.num_workers}, but the cluster has "
+            f"{resources.get('GPU', 0):g} GPUs: set train.use_gpu=false or add GPU workers"
+        )
+    need = cfg.num_workers * cfg.cpus_per_worker
+    if resources.get("CPU", 0) < need:
+        raise ValueError(
+            f"train.num_workers={cfg.num_workers} x train.cpus_per_worker={cfg.cpus_per_worker} needs {need:g} "
+            f"CPUs, the cluster has {resources.get('CPU', 0):g}"
+        )
+
+
+def storage_target(url: str) -> tuple[str, Any]:
+    """(storage_path, pyarrow filesystem or None) of a runs URL for ``RunConfig``."""
+    loc = storage.resolve(url)
+    if not loc.is_s3:
+        os.makedirs(loc.path, exist_ok=True)
+        return loc.path, None
+    from pyarrow import fs
+
+    endpoint = storage.s3_endpoint()
+    options: dict[str, Any] = {"region": os.environ.get("AWS_REGION") or "us-east-1"}
+    if endpoint:
+        scheme, _, host = endpoint.partition("://")
+        options.update(endpoint_override=host, scheme=scheme, force_virtual_addressing=False)
+    return loc.path, fs.S3FileSystem(**options)
+
+
+def fit(spec: WorkerSpec, datasets: dict[str, Any], cfg: TrainConfig, runs_url: str, name: str) -> Any:
+    """Run `train_worker` with ``cfg.num_workers`` workers; returns the Ray Train ``Result``.
+
+    Checkpoints go to ``<runs_url>/<name>``; the best ``cfg.keep_checkpoints`` by the task's score
+    are kept, and a failed worker group restarts up to ``cfg.max_failures`` times.
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    ensure_ray()
+    check_resources(cfg)
+    path, filesystem = storage_target(runs_url)
+    resources = {"CPU": cfg.cpus_per_worker}
+    if cfg.use_gpu:
+        resources["GPU"] = 1
+    trainer = TorchTrainer(
+        train_worker,
+        train_loop_config=spec,
+        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources),
+        run_config=RunConfig(
+            name=name,
+            storage_path=path,
+            storage_filesystem=filesystem,
+            checkpoint_config=CheckpointConfig(
+                num_to_keep=cfg.keep_checkpoints,
+                checkpoint_score_attribute=spec.task.score,
+                checkpoint_score_order="min",
+            ),
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
+        ),
+        datasets=datasets,
+    )
+    log.info("Ray Train %s: %d workers, %d epochs x %d steps", name, cfg.num_workers, spec.epochs, spec.steps_per_epoch)
+    result = trainer.fit()
+    if result.error is not None:
+        raise result.error
+    return result
+
+
+def best_checkpoint(result: Any, score: str) -> Any:
+    """The kept checkpoint with the lowest `score` (the latest one when none reported it)."""
+    ranked = [(m.get(score, float("inf")), i, c) for i, (c, m) in enumerate(result.best_checkpoints or [])]
+    if not ranked:
+        if result.checkpoint is None:
+            raise RuntimeError(f"run {result.path} reported no checkpoint")
+        return result.checkpoint
+    return min(ranked, key=lambda t: (t[0], t[1]))[2]
