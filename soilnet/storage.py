@@ -1,14 +1,18 @@
-"""One place that turns a URL (local path or ``s3://bucket/prefix``) into file systems and stores.
+"""One place that turns a URL (local path, ``s3://bucket/prefix`` or ``gs://bucket/prefix``) into file systems.
 
 Every reader and writer in soilnet goes through this module, so a laptop folder and an
 S3-compatible object store behave the same. S3 endpoints and credentials come from the
 standard environment variables (``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``,
 ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``) — never from files in the repo.
+Google Cloud Storage (where Earth Engine lands its exports) is read with the service-account key of
+``GOOGLE_APPLICATION_CREDENTIALS`` or ``SOILNET_EE_SERVICE_ACCOUNT_KEY`` (a key file path, or the
+key JSON itself); ``SOILNET_GCS_TOKEN=anon`` reads public buckets without signing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,14 +45,49 @@ def s3_storage_options() -> dict[str, Any]:
     if client_kwargs:
         options["client_kwargs"] = client_kwargs
     config: dict[str, Any] = {
-        # bounded retries with exponential backoff when the endpoint is briefly unavailable
-        "retries": {"max_attempts": int(os.environ.get("SOILNET_S3_MAX_ATTEMPTS", "5")), "mode": "standard"},
+        # bounded retries with exponential backoff when the endpoint is briefly unavailable: botocore's full
+        # jitter sleeps up to 1, 2, 4, 8, 16, 20, 20 s between 8 attempts, so a restart of ~30 s is ridden out
+        # on average and a store that stays down fails the job within ~70 s of waiting
+        "retries": {"max_attempts": int(os.environ.get("SOILNET_S3_MAX_ATTEMPTS", "8")), "mode": "standard"},
         "connect_timeout": float(os.environ.get("SOILNET_S3_CONNECT_TIMEOUT", "10")),
     }
     if endpoint:
         config["s3"] = {"addressing_style": "path"}
     options["config_kwargs"] = config
     return options
+
+
+#: Environment variables holding a Google service-account key (file path or JSON), first match wins.
+GCS_KEY_ENVS: tuple[str, ...] = ("GOOGLE_APPLICATION_CREDENTIALS", "SOILNET_EE_SERVICE_ACCOUNT_KEY")
+#: Environment variable naming a gcsfs token method instead of a key (``anon``, ``google_default``, ``cloud``).
+GCS_TOKEN_ENV = "SOILNET_GCS_TOKEN"
+
+
+def _service_account_key(value: str, env: str) -> dict[str, Any]:
+    """A service-account key given as JSON text; errors name the variable, never the key."""
+    try:
+        key = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise StorageError(f"environment variable {env}: service-account key is not JSON (line {exc.lineno})") from None
+    if not isinstance(key, dict) or not key.get("private_key") or not key.get("client_email"):
+        raise StorageError(f"environment variable {env}: key JSON lacks private_key / client_email")
+    return key
+
+
+def gcs_token() -> str | dict[str, Any] | None:
+    """The gcsfs token: a method name, a key file path, a parsed key, or None (gcsfs's own search)."""
+    method = os.environ.get(GCS_TOKEN_ENV, "").strip()
+    if method:
+        return method
+    for env in GCS_KEY_ENVS:
+        value = os.environ.get(env, "").strip()
+        if value.startswith("{"):
+            return _service_account_key(value, env)
+        if value and not os.path.isfile(value):
+            raise StorageError(f"environment variable {env}: no such service-account key file {value!r}")
+        if value:
+            return value
+    return None
 
 
 @dataclass(frozen=True)
@@ -60,6 +99,12 @@ class Location:
     path: str
     is_s3: bool
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    scheme: str = "file"
+
+    @property
+    def is_local(self) -> bool:
+        """True for the local disk, False for an object store (S3 or Google Cloud Storage)."""
+        return self.scheme == "file"
 
 
 def unreachable_errors() -> tuple[type[BaseException], ...]:
@@ -74,8 +119,23 @@ def is_remote(url: str) -> bool:
     return url.startswith("s3://")
 
 
+def _resolve_gcs(url: str, asynchronous: bool) -> Location:
+    bucket_and_key = url[len("gs://") :].strip("/")
+    if not bucket_and_key:
+        raise StorageError(f"{url!r}: a Cloud Storage URL needs a bucket (gs://bucket/prefix)")
+    token = gcs_token()
+    options: dict[str, Any] = {} if token is None else {"token": token}
+    try:
+        fs = fsspec.filesystem("gcs", asynchronous=asynchronous, skip_instance_cache=asynchronous, **options)
+    except ImportError as exc:
+        raise StorageError(f"{url!r}: reading gs:// needs the gcsfs package ({exc})") from exc
+    except (ValueError, KeyError, OSError) as exc:  # an unusable key: say so, never quote it
+        raise StorageError(f"{url!r}: Cloud Storage credentials rejected ({type(exc).__name__})") from None
+    return Location(url.rstrip("/"), fs, bucket_and_key, is_s3=False, storage_options=options, scheme="gs")
+
+
 def resolve(url: str | os.PathLike[str], asynchronous: bool = False) -> Location:
-    """Resolve a local path or ``s3://bucket/prefix`` into a `Location`."""
+    """Resolve a local path, ``s3://bucket/prefix`` or ``gs://bucket/prefix`` into a `Location`."""
     url = os.fspath(url)
     if not url:
         raise StorageError("empty storage URL")
@@ -85,10 +145,14 @@ def resolve(url: str | os.PathLike[str], asynchronous: bool = False) -> Location
             raise StorageError(f"{url!r}: an S3 URL needs a bucket (s3://bucket/prefix)")
         options = s3_storage_options()
         fs = fsspec.filesystem("s3", asynchronous=asynchronous, skip_instance_cache=asynchronous, **options)
-        return Location(url=url.rstrip("/"), fs=fs, path=bucket_and_key, is_s3=True, storage_options=options)
+        return Location(
+            url=url.rstrip("/"), fs=fs, path=bucket_and_key, is_s3=True, storage_options=options, scheme="s3"
+        )
+    if url.startswith("gs://"):
+        return _resolve_gcs(url, asynchronous)
     if "://" in url and not url.startswith("file://"):
         scheme = url.split("://", 1)[0]
-        raise StorageError(f"{url!r}: unsupported URL scheme {scheme!r} (use a local path or s3://)")
+        raise StorageError(f"{url!r}: unsupported URL scheme {scheme!r} (use a local path, s3:// or gs://)")
     path = str(Path(url.removeprefix("file://")).expanduser().absolute())
     return Location(url=path, fs=LocalFileSystem(), path=path, is_s3=False)
 
@@ -112,7 +176,7 @@ def open_file(url: str | os.PathLike[str], mode: str = "rb") -> IO[Any]:
     """Open a file at a URL (local or S3); parent folders are created when writing locally."""
     loc = resolve(url)
     if "w" in mode or "a" in mode:
-        if not loc.is_s3:
+        if loc.is_local:
             Path(loc.path).parent.mkdir(parents=True, exist_ok=True)
     elif not loc.fs.exists(loc.path):
         raise FileNotFoundError(f"{loc.url}: no such file")
@@ -122,7 +186,7 @@ def open_file(url: str | os.PathLike[str], mode: str = "rb") -> IO[Any]:
 def makedirs(url: str | os.PathLike[str]) -> None:
     """Create a folder (no-op on object stores, which have no folders)."""
     loc = resolve(url)
-    if not loc.is_s3:
+    if loc.is_local:
         Path(loc.path).mkdir(parents=True, exist_ok=True)
 
 
@@ -134,11 +198,11 @@ def remove(url: str | os.PathLike[str]) -> None:
 
 
 def zarr_store(url: str | os.PathLike[str], read_only: bool = True) -> Any:
-    """A zarr v3 store for the URL: a LocalStore on disk or an FsspecStore on S3."""
+    """A zarr v3 store for the URL: a LocalStore on disk or an FsspecStore on an object store."""
     import zarr.storage
 
     loc = resolve(url, asynchronous=True)
-    if not loc.is_s3:
+    if loc.is_local:
         if not read_only:
             Path(loc.path).mkdir(parents=True, exist_ok=True)
         return zarr.storage.LocalStore(loc.path, read_only=read_only)
@@ -146,18 +210,32 @@ def zarr_store(url: str | os.PathLike[str], read_only: bool = True) -> Any:
 
 
 def gdal_path(url: str | os.PathLike[str]) -> str:
-    """The path rasterio/GDAL understands: ``/vsis3/bucket/key`` for S3, else the local path."""
+    """The path rasterio/GDAL understands: ``/vsis3/bucket/key`` (S3), ``/vsigs/bucket/key`` (GCS), or local."""
     loc = resolve(url)
-    return f"/vsis3/{loc.path}" if loc.is_s3 else loc.path
+    return {"s3": f"/vsis3/{loc.path}", "gs": f"/vsigs/{loc.path}"}.get(loc.scheme, loc.path)
+
+
+def gdal_gcs_options() -> dict[str, str]:
+    """GDAL ``/vsigs/`` options for the credentials of `gcs_token` (none: GDAL's own search)."""
+    token = gcs_token()
+    if token == "anon":
+        return {"GS_NO_SIGN_REQUEST": "YES"}
+    if isinstance(token, dict):
+        return {"GS_OAUTH2_PRIVATE_KEY": token["private_key"], "GS_OAUTH2_CLIENT_EMAIL": token["client_email"]}
+    if token is not None and os.path.isfile(token):  # else a gcsfs method name such as google_default
+        return {"GOOGLE_APPLICATION_CREDENTIALS": token}
+    return {}
 
 
 @contextlib.contextmanager
 def rasterio_env(url: str | os.PathLike[str]) -> Iterator[None]:
-    """A rasterio environment configured for the URL's store (endpoint, path-style, http)."""
+    """A rasterio environment configured for the URL's store (endpoint, path-style, http; GCS credentials)."""
     import rasterio
 
     options: dict[str, Any] = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
-    if is_remote(os.fspath(url)):
+    if os.fspath(url).startswith("gs://"):
+        options.update(gdal_gcs_options())
+    elif is_remote(os.fspath(url)):
         endpoint = s3_endpoint()
         if endpoint:
             scheme, _, host = endpoint.partition("://")

@@ -17,7 +17,7 @@ def test_local_and_s3_resolution(s3_endpoint: str) -> None:
     assert storage.gdal_path("s3://b/k.tif") == "/vsis3/b/k.tif"
 
 
-@pytest.mark.parametrize("url", ["", "gs://bucket/x", "s3://"])
+@pytest.mark.parametrize("url", ["", "gdrive://folder/x", "s3://", "gs://"])
 def test_bad_urls_are_named(url: str) -> None:
     with pytest.raises(storage.StorageError) as err:
         storage.resolve(url)
@@ -49,3 +49,46 @@ def test_unreachable_endpoint_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOILNET_S3_MAX_ATTEMPTS", "1")
     with pytest.raises(storage.StorageError, match="s3://unreachable/cube"):
         storage.exists("s3://unreachable/cube")
+
+
+def test_gcs_urls_resolve_to_gcsfs_and_vsigs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOILNET_GCS_TOKEN", "anon")
+    loc = storage.resolve("gs://ee-bucket/exports/landsat/2018/r0000_c0000.tif")
+    assert loc.scheme == "gs" and not loc.is_local and not loc.is_s3 and loc.fs.protocol[0] in ("gs", "gcs")
+    assert loc.path == "ee-bucket/exports/landsat/2018/r0000_c0000.tif"
+    assert storage.gdal_path(loc.url) == "/vsigs/ee-bucket/exports/landsat/2018/r0000_c0000.tif"
+    assert storage.gdal_gcs_options() == {"GS_NO_SIGN_REQUEST": "YES"}
+    assert storage.resolve("some/dir").is_local and not storage.resolve("s3://b/k").is_local
+
+
+def test_gcs_credentials_come_from_the_key_envs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import json
+
+    import rasterio
+
+    monkeypatch.delenv("SOILNET_GCS_TOKEN", raising=False)
+    key_file = tmp_path / "key.json"
+    key_file.write_text("{}")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
+    assert storage.gcs_token() == str(key_file)
+    with storage.rasterio_env("gs://b/k.tif"):
+        assert rasterio.env.getenv()["GOOGLE_APPLICATION_CREDENTIALS"] == str(key_file)
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
+    key = {"type": "service_account", "client_email": "ee@p.iam.gserviceaccount.com", "private_key": "FAKE-KEY"}
+    monkeypatch.setenv("SOILNET_EE_SERVICE_ACCOUNT_KEY", json.dumps(key))
+    assert storage.gdal_gcs_options() == {
+        "GS_OAUTH2_PRIVATE_KEY": "FAKE-KEY",
+        "GS_OAUTH2_CLIENT_EMAIL": "ee@p.iam.gserviceaccount.com",
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("/no/such/key.json", "no such service-account key file '/no/such/key.json'"), ('{"private_key": ', "not JSON")],
+)
+def test_bad_gcs_key_is_named_without_its_content(monkeypatch: pytest.MonkeyPatch, value: str, message: str) -> None:
+    monkeypatch.delenv("SOILNET_GCS_TOKEN", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", value)
+    with pytest.raises(storage.StorageError, match="GOOGLE_APPLICATION_CREDENTIALS") as err:
+        storage.resolve("gs://b/k.tif")
+    assert message in str(err.value) and 'private_key"' not in str(err.value)

@@ -1,7 +1,8 @@
 """``soilnet acquire ...``: export Landsat-8, TerraClimate and WorldCover tiles from Earth Engine.
 
 Every command reads the ``acquire`` section of a YAML config (or a YAML file that is only that
-section); ``--set field=value`` overrides a field of the section.
+section); ``--set field=value`` overrides a field of the section. ``ingest`` also reads the cube
+URLs (``data``) and chunking (``raster_layout``, ``climate_layout``) of a full soilnet config.
 """
 
 from __future__ import annotations
@@ -10,17 +11,23 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from soilnet.config import ConfigError, load_section
+from soilnet.config import ConfigError, DataConfig, format_validation_error, load_section, read_yaml
+from soilnet.data.climate_cube import ClimateLayout
 from soilnet.data.earth_engine.acquire import landed_tiles, plan_products, run_acquisition
 from soilnet.data.earth_engine.config import AcquireConfig, Product
 from soilnet.data.earth_engine.credentials import CredentialsError
+from soilnet.data.earth_engine.landed_tiles import LandedTileError
+from soilnet.data.earth_engine.landing import ingest_landed, tile_records
 from soilnet.data.earth_engine.manifest import Manifest, ManifestError
 from soilnet.data.earth_engine.region import RegionError, load_region
 from soilnet.data.earth_engine.tasks import AcquisitionError
+from soilnet.data.raster_cube import RasterLayout
+from soilnet.data.zarr_group import CubeExistsError, CubeValidationError
 from soilnet.logs import setup_logging
 from soilnet.storage import StorageError
 
@@ -40,6 +47,9 @@ ERRORS: tuple[type[BaseException], ...] = (
     ManifestError,
     StorageError,
     FileNotFoundError,
+    LandedTileError,
+    CubeExistsError,
+    CubeValidationError,
 )
 
 ConfigArg = Annotated[Path, typer.Option("--config", "-c", help="YAML config with an `acquire` section.")]
@@ -130,3 +140,60 @@ def landed(
         raise _fail(exc) from exc
     for record in records:
         typer.echo(record.url)
+
+
+def load_cube_settings(path: Path) -> tuple[DataConfig, RasterLayout, ClimateLayout]:
+    """Cube URLs and chunking from the ``data``, ``raster_layout`` and ``climate_layout`` sections (or defaults)."""
+    tree = read_yaml(path)
+    try:
+        return (
+            DataConfig.model_validate(tree.get("data") or {}),
+            RasterLayout.model_validate(tree.get("raster_layout") or {}),
+            ClimateLayout.model_validate(tree.get("climate_layout") or {}),
+        )
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path))) from exc
+
+
+@app.command("ingest")
+def ingest(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    raster_cube: Annotated[
+        str | None, typer.Option("--raster-cube", help="Raster cube URL (default: data.raster of the config).")
+    ] = None,
+    climate_cube: Annotated[
+        str | None, typer.Option("--climate-cube", help="Climate cube URL (default: data.climate of the config).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Logging level.")] = "WARNING",
+) -> None:
+    """Copy the landed tiles into the raster and climate cubes; a rerun skips tiles already ingested.
+
+    Tiles are read from Cloud Storage (gs://, credentials from GOOGLE_APPLICATION_CREDENTIALS or the
+    Earth Engine key) or from the copy named by `landing_mirror`. Tiles that land later are added by
+    the next run; a cube is flagged complete once every tile of the manifest is in it.
+    """
+    setup_logging(log_level)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        cfg = load_acquire_config(config, set_)
+        data, raster_layout, climate_layout = load_cube_settings(config)
+        records = tile_records(Manifest.load(cfg.manifest_url), cfg).values()
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("landed tiles", total=sum(r.state == "completed" for rs in records for r in rs))
+            report = ingest_landed(
+                cfg,
+                raster_cube or data.url("raster"),
+                climate_cube or data.url("climate"),
+                raster_layout=raster_layout,
+                climate_layout=climate_layout,
+                on_tile=lambda key, ingested: bar.update(task, advance=1, description=key),
+            )
+    except ERRORS as exc:
+        raise _fail(exc) from exc
+    table = Table("product", "landed", "ingested", "already in cube")
+    for product, landed in report.landed.items():
+        table.add_row(product, str(landed), str(report.ingested[product]), str(report.skipped[product]))
+    Console().print(table)
+    state = "complete" if report.complete else f"incomplete: {report.waiting} tiles not landed yet"
+    console.print(f"raster cube {report.raster_cube}, climate cube {report.climate_cube}: {state}", highlight=False)

@@ -56,12 +56,20 @@ def period_of(cfg: AcquireConfig, product: Product) -> str:
     return "v200"
 
 
+def cube_grids(
+    cfg: AcquireConfig, region: Region, raster_grid: Grid | None = None, climate_grid: Grid | None = None
+) -> tuple[Grid, Grid]:
+    """The raster and climate grids: those given, else derived from the region (snapped to the pixel size)."""
+    raster = raster_grid or region_grid(region, cfg.epsg, cfg.resolution_m)
+    climate = climate_grid or region_grid(region, cfg.climate_epsg, cfg.climate_resolution)
+    return raster, climate
+
+
 def plan_products(
     cfg: AcquireConfig, region: Region, raster_grid: Grid | None = None, climate_grid: Grid | None = None
 ) -> list[ProductPlan]:
     """The tiles of every configured product that touch the region (needs no Earth Engine)."""
-    raster = raster_grid or region_grid(region, cfg.epsg, cfg.resolution_m)
-    climate = climate_grid or region_grid(region, cfg.climate_epsg, cfg.climate_resolution)
+    raster, climate = cube_grids(cfg, region, raster_grid, climate_grid)
     plans = []
     for product in cfg.products:
         grid, tile_px = (climate, cfg.climate_tile_size_px) if product == "climate" else (raster, cfg.tile_size_px)

@@ -74,6 +74,12 @@ class AcquireConfig(StrictModel):
     bucket_prefix: str = Field("soilnet", description="Object name prefix inside the bucket.")
     drive_folder: str | None = Field(None, min_length=1, description="Google Drive folder (destination drive).")
     manifest_url: str = Field(..., description="URL of the JSON manifest recording each tile's export state.")
+    landing_mirror: str | None = Field(
+        None,
+        min_length=1,
+        description="URL (local folder or s3://) of a copy of the landed tiles, e.g. made with `gsutil rsync`: "
+        "the ingest reads gs://<bucket>/<bucket_prefix> (or the Drive folder) from here instead.",
+    )
     max_concurrent_tasks: int = Field(8, ge=1, le=3000, description="Largest number of tasks queued or running.")
     max_retries: int = Field(5, ge=0, le=50, description="Retries per tile after quota / 429 / too-many-tasks errors.")
     backoff_initial_s: float = Field(30.0, gt=0, description="First retry delay in seconds (doubles per retry).")

@@ -38,6 +38,12 @@ class Destination:
             return key.replace("/", "_")
         return "/".join(p for p in (self.prefix.strip("/"), key) if p)
 
+    def root(self) -> str:
+        """The URL every landed GeoTIFF of this destination lies under."""
+        if self.kind == "drive":
+            return f"gdrive://{self.folder}"
+        return "/".join(p for p in (f"gs://{self.bucket}", self.prefix.strip("/")) if p)
+
     def url(self, key: str) -> str:
         """The URL of the landed GeoTIFF of a tile key."""
         if self.kind == "drive":
