@@ -66,6 +66,7 @@ def run_full_demo(cfg: SoilnetConfig) -> FullDemoReport:
         cv.bundle,
         resolution_m=cfg.demo.map_resolution_m,
         run_id=cv.run_id,
+        tracking_uri=tracker.uri,
     )
     timings["map"] = time.perf_counter() - t0
     return FullDemoReport(

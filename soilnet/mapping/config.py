@@ -79,6 +79,9 @@ class MapConfig(StrictModel):
     gpu_tflops: float = Field(
         20.0, gt=0, description="Planning assumption: sustained TFLOP/s of one GPU on this model (fp32)."
     )
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI of mlflow_run_id; None: $MLFLOW_TRACKING_URI or MLflow's default."
+    )
     mlflow_run_id: str | None = Field(None, description="MLflow run to log outputs into; None: no logging.")
 
     @field_validator("cog_blocksize")

@@ -42,6 +42,7 @@ def demo_map_config(
     resolution_m: float,
     run_id: str | None,
     executor: str = "ray",
+    tracking_uri: str | None = None,
 ) -> MapConfig:
     """Map settings for the demo region (the same grid conventions as `jobs/configs/map.yaml`)."""
     return MapConfig(
@@ -56,6 +57,7 @@ def demo_map_config(
         tile_px=64,
         chunk_px=64,
         mlflow_run_id=run_id,
+        mlflow_tracking_uri=tracking_uri,
         executor=executor,
     )
 
@@ -96,9 +98,10 @@ def map_demo(
     resolution_m: float = 240.0,
     run_id: str | None = None,
     executor: str = "ray",
+    tracking_uri: str | None = None,
 ) -> MapDemoReport:
     """Map the demo region with ``bundle``, publish COG / STAC / preview, and score the map."""
-    cfg = demo_map_config(raster, climate, region, out, bundle, resolution_m, run_id, executor)
+    cfg = demo_map_config(raster, climate, region, out, bundle, resolution_m, run_id, executor, tracking_uri)
     result = run_map(cfg, overwrite=True)
     outputs = export_outputs(cfg)
     error, cells = map_error(map_cube_url(out), truth)

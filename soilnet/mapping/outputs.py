@@ -36,16 +36,17 @@ class MapOutputs:
         return [c.url for c in self.cogs] + self.items + [self.preview]
 
 
-def log_to_mlflow(run_id: str, urls: list[str]) -> None:
+def log_to_mlflow(run_id: str, urls: list[str], tracking_uri: str | None = None) -> None:
     """Log files (local or s3://) as artifacts of an existing MLflow run, under ``map/``."""
-    import mlflow
+    from mlflow import MlflowClient
 
-    with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory(prefix="soilnet-map-") as tmp:
+    client = MlflowClient(tracking_uri=tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="soilnet-map-") as tmp:
         for url in urls:
             local = os.path.join(tmp, os.path.basename(url))
             with storage.open_file(url, "rb") as src, open(local, "wb") as dst:
                 dst.write(src.read())
-            mlflow.log_artifact(local, artifact_path="map")
+            client.log_artifact(run_id, local, artifact_path="map")
     log.info("logged %d map outputs to MLflow run %s", len(urls), run_id)
 
 
@@ -64,5 +65,5 @@ def export_outputs(cfg: MapConfig) -> MapOutputs:
         item = build_item(cog, cube.grid, map_id, cfg.climate_end, run_link, model_link, preview)
         out.items.append(write_item(item, storage.join(cfg.out, "stac", f"{layer}.json")))
     if cfg.mlflow_run_id:
-        log_to_mlflow(cfg.mlflow_run_id, out.urls())
+        log_to_mlflow(cfg.mlflow_run_id, out.urls(), cfg.mlflow_tracking_uri)
     return out

@@ -94,16 +94,16 @@ def test_integer_encoding_rounds_and_keeps_nodata() -> None:
     assert raw.tolist() == [123, INT16_NODATA, -32767, 32767]
 
 
-def test_outputs_are_logged_to_mlflow(published, tmp_path, monkeypatch) -> None:
-    import mlflow
+def test_outputs_are_logged_to_mlflow(published, tmp_path) -> None:
+    from mlflow import MlflowClient
 
     cfg, _ = published
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    with mlflow.start_run() as run:
-        run_id = run.info.run_id
-    outputs = export_outputs(cfg.model_copy(update={"mlflow_run_id": run_id, "out": cfg.out}))
-    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "map")}
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    run_id = client.create_run(client.create_experiment("maps", str(tmp_path / "artifacts"))).info.run_id
+    update = {"mlflow_run_id": run_id, "mlflow_tracking_uri": uri, "out": cfg.out}
+    outputs = export_outputs(cfg.model_copy(update=update))
+    logged = {a.path for a in client.list_artifacts(run_id, "map")}
     assert {"map/soc_g_kg.tif", "map/soc_g_kg.json", "map/preview.png"} <= logged
     with open(outputs.items[0]) as f:
         assert {"rel": "via", "href": f"runs:/{run_id}"}.items() <= next(
