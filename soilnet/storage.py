@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,6 +33,20 @@ def s3_endpoint() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+def s3_max_attempts() -> int:
+    """Attempts per S3 request (first try included), from ``SOILNET_S3_MAX_ATTEMPTS`` (default 8)."""
+    return int(os.environ.get("SOILNET_S3_MAX_ATTEMPTS", "8"))
+
+
+def s3_connect_timeout() -> float:
+    """Seconds to wait for a connection to the S3 endpoint, from ``SOILNET_S3_CONNECT_TIMEOUT`` (default 10)."""
+    return float(os.environ.get("SOILNET_S3_CONNECT_TIMEOUT", "10"))
+
+
+def _s3_region() -> str | None:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+
+
 def s3_storage_options() -> dict[str, Any]:
     """fsspec/s3fs options for the configured endpoint (credentials stay in the environment)."""
     options: dict[str, Any] = {}
@@ -39,7 +54,7 @@ def s3_storage_options() -> dict[str, Any]:
     client_kwargs: dict[str, Any] = {}
     if endpoint:
         client_kwargs["endpoint_url"] = endpoint
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    region = _s3_region()
     if region:
         client_kwargs["region_name"] = region
     if client_kwargs:
@@ -48,13 +63,37 @@ def s3_storage_options() -> dict[str, Any]:
         # bounded retries with exponential backoff when the endpoint is briefly unavailable: botocore's full
         # jitter sleeps up to 1, 2, 4, 8, 16, 20, 20 s between 8 attempts, so a restart of ~30 s is ridden out
         # on average and a store that stays down fails the job within ~70 s of waiting
-        "retries": {"max_attempts": int(os.environ.get("SOILNET_S3_MAX_ATTEMPTS", "8")), "mode": "standard"},
-        "connect_timeout": float(os.environ.get("SOILNET_S3_CONNECT_TIMEOUT", "10")),
+        "retries": {"max_attempts": s3_max_attempts(), "mode": "standard"},
+        "connect_timeout": s3_connect_timeout(),
     }
     if endpoint:
         config["s3"] = {"addressing_style": "path"}
     options["config_kwargs"] = config
     return options
+
+
+def obstore_options() -> dict[str, Any]:
+    """Keyword options of an obstore ``S3Store`` for the configured endpoint, with the same retry budget as
+    `s3_storage_options` (``SOILNET_S3_MAX_ATTEMPTS`` attempts, backoff from 1 s doubling up to 20 s)."""
+    endpoint = s3_endpoint()
+    config: dict[str, Any] = {"virtual_hosted_style_request": False}
+    if endpoint:
+        config["endpoint"] = endpoint
+    region = _s3_region()
+    if region:
+        config["region"] = region
+    return {
+        "config": config,
+        "client_options": {
+            "allow_http": bool(endpoint and endpoint.startswith("http://")),
+            "connect_timeout": timedelta(seconds=s3_connect_timeout()),
+        },
+        "retry_config": {
+            "max_retries": max(0, s3_max_attempts() - 1),
+            "backoff": {"init_backoff": timedelta(seconds=1), "max_backoff": timedelta(seconds=20), "base": 2},
+            "retry_timeout": timedelta(seconds=120),
+        },
+    }
 
 
 #: Environment variables holding a Google service-account key (file path or JSON), first match wins.
@@ -112,6 +151,22 @@ def unreachable_errors() -> tuple[type[BaseException], ...]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     return (OSError, ValueError, BotoCoreError, ClientError)
+
+
+@contextlib.contextmanager
+def writing(what: str) -> Iterator[None]:
+    """Turn a failed write (full disk, store unreachable) into a `StorageError` that starts with ``what``.
+
+    ``what`` names the store and the object, e.g. ``"s3://b/cube.zarr: cannot write the shard at rows 0:512"``.
+    """
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        yield
+    except FileExistsError:  # a refusal to replace something (CubeExistsError), not a failed write
+        raise
+    except (OSError, BotoCoreError) as exc:
+        raise StorageError(f"{what}: {exc}") from exc
 
 
 def is_remote(url: str) -> bool:

@@ -21,7 +21,7 @@ from soilnet.data.climate_cube import ClimateLayout
 from soilnet.data.earth_engine.acquire import landed_tiles, plan_products, run_acquisition
 from soilnet.data.earth_engine.config import AcquireConfig, Product
 from soilnet.data.earth_engine.credentials import CredentialsError
-from soilnet.data.earth_engine.landed_tiles import LandedTileError
+from soilnet.data.earth_engine.landed_files import LandedTileError
 from soilnet.data.earth_engine.landing import ingest_landed, tile_records
 from soilnet.data.earth_engine.manifest import Manifest, ManifestError
 from soilnet.data.earth_engine.region import RegionError, load_region

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from soilnet import storage
 from soilnet.config import DEFAULT_CONFIG, ConfigError, SoilnetConfig, dump_config, load_config
 from soilnet.data.climate_cube import validate_climate_cube
 from soilnet.data.points import PointsTableError, read_points
@@ -37,7 +38,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     CubeExistsError,
     PointsTableError,
     StorageError,
-    FileNotFoundError,
+    OSError,  # a missing file, a full disk, a refused permission: FileNotFoundError and kin
     ValueError,
 )
 
@@ -93,7 +94,8 @@ def demo_data(
 
     def body() -> None:
         cfg = configure(config, set_, extra)
-        paths = generate_demo_region(cfg.demo, cfg.data.root, cfg.raster_layout, overwrite=overwrite)
+        with storage.writing(f"cannot write the demo region to {cfg.data.root}"):
+            paths = generate_demo_region(cfg.demo, cfg.data.root, cfg.raster_layout, overwrite=overwrite)
         results.print(f"demo region written to [bold]{paths.root}[/]")
 
     run_guarded(body)

@@ -3,7 +3,8 @@
 Chunked as (all variables, all months, ``spatial_chunk``, ``spatial_chunk``) so that one
 location's whole series is one read. Time is stored as CF ``days since 1970-01-01`` at the
 first day of each month, checked to be monthly without gaps. Missing values are NaN; true
-zeros (snow water equivalent, runoff, deficit) stay zeros.
+zeros (snow water equivalent, runoff, deficit) stay zeros. The group attribute ``complete`` is
+False until `finish_climate_cube` (read-only opens refuse the cube until then).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from soilnet import storage
 from soilnet.configbase import StrictModel
 from soilnet.data.bands import CLIMATE_VARIABLES
 from soilnet.data.grid import Grid
-from soilnet.data.zarr_group import CubeValidationError, create_group, crs_attrs, open_group, write_coord
+from soilnet.data.zarr_group import CubeValidationError, create_group, crs_attrs, mark_complete, open_group, write_coord
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,8 @@ def create_climate_cube(
     attrs: Mapping[str, Any] | None = None,
     overwrite: bool = False,
 ) -> ClimateCube:
-    """Create an empty climate cube (all NaN); fill it with `write_climate_block`."""
+    """Create an empty climate cube (all NaN), marked incomplete; fill it with `write_climate_block`, then
+    call `finish_climate_cube`."""
     layout = layout or ClimateLayout()
     where = storage.resolve(url).url
     times = np.asarray(times).astype("datetime64[D]")
@@ -182,7 +184,15 @@ def write_climate_block(cube: ClimateCube, row0: int, col0: int, values: np.ndar
     v, t, h, w = values.shape
     if (v, t) != cube.data.shape[:2]:
         raise ValueError(f"{cube.url}: block is {v} variables x {t} months, cube is {cube.data.shape[:2]}")
-    cube.data[:, :, row0 : row0 + h, col0 : col0 + w] = values.astype(np.float32)
+    with storage.writing(f"{cube.url}: cannot write the block at rows {row0}:{row0 + h}, cols {col0}:{col0 + w}"):
+        cube.data[:, :, row0 : row0 + h, col0 : col0 + w] = values.astype(np.float32)
+
+
+def finish_climate_cube(cube: ClimateCube) -> None:
+    """Mark a climate cube complete: call once every block is written (until then read-only opens refuse it)."""
+    with storage.writing(f"{cube.url}: cannot mark the cube complete"):
+        mark_complete(cube.group)
+    log.info("climate cube %s complete", cube.url)
 
 
 def open_climate_cube(url: str | os.PathLike[str], writable: bool = False) -> ClimateCube:

@@ -27,7 +27,13 @@ from scipy.ndimage import uniform_filter
 from soilnet import storage
 from soilnet.configbase import StrictModel
 from soilnet.data.bands import BAND_NAMES, CLIMATE_VARIABLES, INDEX_BANDS, REFLECTANCE_BANDS, SOC_SPEC
-from soilnet.data.climate_cube import ClimateLayout, create_climate_cube, month_starts, write_climate_block
+from soilnet.data.climate_cube import (
+    ClimateLayout,
+    create_climate_cube,
+    finish_climate_cube,
+    month_starts,
+    write_climate_block,
+)
 from soilnet.data.grid import Grid
 from soilnet.data.noise import fbm, value_noise
 from soilnet.data.points import write_points
@@ -381,6 +387,8 @@ def generate_demo_region(
         r, c = cand_r[inside] - row0, cand_c[inside] - col0
         keep[inside] = np.isfinite(tile.soc[r, c]) & ~tile.cloud[r, c]
         soc_at[inside] = tile.soc[r, c]
+    raster.finish()
+    truth.finish()
     _write_climate(gen, paths.climate, params, overwrite)
     _write_points(gen, paths.points, cand_r, cand_c, keep, soc_at, overwrite)
     with storage.open_file(paths.region, "w") as f:
@@ -395,6 +403,7 @@ def _write_climate(gen: DemoGenerator, url: str, params: dict[str, object], over
     cube = create_climate_cube(url, clim, list(CLIMATE_VARIABLES), gen.climate.times, layout, params, overwrite)
     for row0, col0, h, w in progress(list(clim.tiles(layout.spatial_chunk * 4)), "demo climate blocks"):
         write_climate_block(cube, row0, col0, gen.climate_block(clim, row0, col0, h, w))
+    finish_climate_cube(cube)
 
 
 def _write_points(

@@ -10,7 +10,8 @@ Layout (readable by plain ``xarray.open_zarr`` and rioxarray):
   ``GeoTransform``).
 - optional ``landcover``: uint8 (y, x), ESA WorldCover classes, same chunking.
 - group attributes: ``soilnet_kind = "raster_cube"``, ``grid`` (EPSG, transform, size),
-  ``nodata``, ``layout``, and free-form ``attrs`` (e.g. the generator's parameters).
+  ``nodata``, ``layout``, free-form ``attrs`` (e.g. the generator's parameters), and
+  ``complete`` (False until the writer's `RasterCubeWriter.finish`; read-only opens refuse it).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from soilnet.data.zarr_group import (
     CubeValidationError,
     create_group,
     crs_attrs,
+    mark_complete,
     open_group,
     write_coord,
 )
@@ -175,12 +177,21 @@ class RasterCubeWriter:
         if c != len(self.cube.band_names):
             raise ValueError(f"{self.cube.url}: tile has {c} bands, cube has {len(self.cube.band_names)}")
         self._check_aligned(row0, col0, h, w)
+        if landcover is not None and not self.cube.has_landcover:
+            raise ValueError(f"{self.cube.url}: cube was created without a landcover layer")
         raw = encode(values, self.cube.scale, self.cube.offset, self.cube.nodata)
-        self.cube.group["bands"][:, row0 : row0 + h, col0 : col0 + w] = raw
-        if landcover is not None:
-            if not self.cube.has_landcover:
-                raise ValueError(f"{self.cube.url}: cube was created without a landcover layer")
-            self.cube.group["landcover"][row0 : row0 + h, col0 : col0 + w] = landcover.astype(np.uint8)
+        with storage.writing(
+            f"{self.cube.url}: cannot write the shard at rows {row0}:{row0 + h}, cols {col0}:{col0 + w}"
+        ):
+            self.cube.group["bands"][:, row0 : row0 + h, col0 : col0 + w] = raw
+            if landcover is not None:
+                self.cube.group["landcover"][row0 : row0 + h, col0 : col0 + w] = landcover.astype(np.uint8)
+
+    def finish(self) -> None:
+        """Mark the cube complete: call once every tile is written (until then read-only opens refuse it)."""
+        with storage.writing(f"{self.cube.url}: cannot mark the cube complete"):
+            mark_complete(self.cube.group)
+        log.info("raster cube %s complete", self.cube.url)
 
 
 def _compressors(layout: RasterLayout) -> list[Any]:
@@ -196,7 +207,10 @@ def create_raster_cube(
     landcover: bool = False,
     overwrite: bool = False,
 ) -> RasterCubeWriter:
-    """Create an empty raster cube (all nodata) and return a writer for its tiles."""
+    """Create an empty raster cube (all nodata), marked incomplete, and return a writer for its tiles.
+
+    Call the writer's `RasterCubeWriter.finish` once every tile is written.
+    """
     layout = layout or RasterLayout()
     names = list(band_names)
     if len(set(names)) != len(names):

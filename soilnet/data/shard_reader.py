@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import numcodecs
 import numpy as np
 import obstore
 import zarr
-from obstore.exceptions import NotFoundError
+from obstore.exceptions import BaseError, NotFoundError
 from obstore.store import LocalStore, S3Store
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
 from zarr.codecs.sharding import ShardingCodecIndexLocation
@@ -96,24 +95,13 @@ def shard_layout(array: zarr.Array, where: str) -> ShardLayout:
 
 
 def object_store(url: str) -> LocalStore | S3Store:
-    """An obstore store rooted at a local folder or ``s3://bucket/prefix`` (endpoint from the environment)."""
+    """An obstore store rooted at a local folder or ``s3://bucket/prefix`` (endpoint and retries from the
+    environment, see `soilnet.storage.obstore_options`)."""
     loc = storage.resolve(url)
     if not loc.is_s3:
         return LocalStore(loc.path)
     bucket, _, prefix = loc.path.partition("/")
-    config: dict[str, object] = {"virtual_hosted_style_request": False}
-    endpoint = storage.s3_endpoint()
-    if endpoint:
-        config["endpoint"] = endpoint
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if region:
-        config["region"] = region
-    return S3Store(
-        bucket,
-        prefix=prefix or None,
-        config=config,  # type: ignore[arg-type]
-        client_options={"allow_http": bool(endpoint and endpoint.startswith("http://"))},
-    )
+    return S3Store(bucket, prefix=prefix or None, **storage.obstore_options())
 
 
 class ShardWindowReader:
@@ -214,7 +202,10 @@ class ShardWindowReader:
                     for r in range(r_lo // iy, (r_hi - 1) // iy + 1)
                     for c in range(c_lo // ix, (c_hi - 1) // ix + 1)
                 )
-        blobs = asyncio.run_coroutine_threadsafe(self._fetch_chunks(chunks), self._loop).result()
+        try:
+            blobs = asyncio.run_coroutine_threadsafe(self._fetch_chunks(chunks), self._loop).result()
+        except BaseError as exc:
+            raise storage.StorageError(f"cannot read {self.where}: {exc}") from exc
         decoded = {coords: self._decode(blob) for coords, blob in blobs.items()}
         for i, (r_lo, r_hi, c_lo, c_hi) in enumerate(spans):
             r0, c0 = int(row0[i]), int(col0[i])

@@ -1,4 +1,10 @@
-"""Shared plumbing of soilnet's Zarr v3 cubes: create, open by kind, coordinates, CRS attributes."""
+"""Shared plumbing of soilnet's Zarr v3 cubes: create, open by kind, completion mark, coordinates, CRS attributes.
+
+A cube is created with the root attribute ``complete: False`` and marked complete by its writer once
+every value is written (`mark_complete`); a read-only open refuses a cube still marked incomplete, so
+an interrupted writer never leaves a cube that reads as valid. Cubes without the attribute (written
+before it existed) count as complete.
+"""
 
 from __future__ import annotations
 
@@ -22,19 +28,28 @@ class CubeExistsError(FileExistsError):
     """A cube already exists where a new one would be written (pass overwrite to replace it)."""
 
 
+#: Root attribute: False from creation until the writer calls `mark_complete`.
+COMPLETE = "complete"
+
+
 def create_group(url: str | os.PathLike[str], meta: Mapping[str, Any], overwrite: bool) -> zarr.Group:
-    """Create a Zarr v3 group for a new cube; refuses to replace an existing one unless asked."""
+    """Create a Zarr v3 group for a new cube, marked incomplete; refuses to replace an existing one unless asked."""
     where = storage.resolve(url).url
     if storage.exists(storage.join(where, "zarr.json")):
         if not overwrite:
             raise CubeExistsError(f"{where}: a cube already exists here (use --overwrite to replace it)")
         storage.remove(where)
     store = storage.zarr_store(where, read_only=False)
-    return zarr.open_group(store, mode="w", zarr_format=3, attributes=dict(meta))
+    return zarr.open_group(store, mode="w", zarr_format=3, attributes={**meta, COMPLETE: False})
+
+
+def mark_complete(group: zarr.Group, complete: bool = True) -> None:
+    """Mark a cube as completely written (or, with ``complete=False``, as being written again)."""
+    group.attrs[COMPLETE] = complete
 
 
 def open_group(url: str | os.PathLike[str], kind: str, writable: bool = False) -> tuple[zarr.Group, dict[str, Any]]:
-    """Open a cube's group and check it is a soilnet cube of the expected kind."""
+    """Open a cube's group and check it is a soilnet cube of the expected kind (read-only: and complete)."""
     where = storage.resolve(url).url
     if not storage.exists(storage.join(where, "zarr.json")):
         raise CubeValidationError(f"{where}: no Zarr v3 group here (zarr.json missing); expected a soilnet {kind}")
@@ -47,6 +62,10 @@ def open_group(url: str | os.PathLike[str], kind: str, writable: bool = False) -
     found = meta.get("soilnet_kind")
     if found != kind:
         raise CubeValidationError(f"{where}: not a soilnet {kind} (soilnet_kind={found!r})")
+    if not writable and meta.get(COMPLETE) is False:
+        raise CubeValidationError(
+            f"{where}: incomplete {kind}: its writer was interrupted (rerun it to resume, or --overwrite)"
+        )
     return group, meta
 
 

@@ -20,10 +20,11 @@ from soilnet import storage
 from soilnet.data.climate_cube import open_climate_cube
 from soilnet.data.earth_engine.region import Region, load_region
 from soilnet.data.raster_cube import open_raster_cube
+from soilnet.data.zarr_group import mark_complete
 from soilnet.mapping.config import MapConfig
 from soilnet.mapping.ensemble import Ensemble
 from soilnet.mapping.manifest import clear_markers, read_markers
-from soilnet.mapping.map_cube import ensure_map_cube
+from soilnet.mapping.map_cube import ensure_map_cube, open_map_cube
 from soilnet.mapping.model_source import load_ensemble
 from soilnet.mapping.plan import MapPlan, make_plan
 from soilnet.mapping.stages import MapJobSpec, PredictStage, ReadStage, WriteStage, tile_row
@@ -139,12 +140,13 @@ def _run_ray(spec: MapJobSpec, rows: list[dict]) -> list[str]:
 
 
 def run_map(cfg: MapConfig, overwrite: bool = False, force: bool = False) -> MapRunResult:
-    """Compute every missing or changed tile of the map cube (all tiles with ``force``)."""
+    """Compute every missing or changed tile of the map cube (all tiles with ``force``), then mark it complete."""
     start = time.perf_counter()
     prepared = prepare_map(cfg, overwrite=overwrite, force=force)
     rows = [tile_row(t) for t in prepared.plan.tiles]
     runner = _run_local if cfg.executor == "local" else _run_ray
     computed = runner(prepared.spec, rows)
+    mark_complete(open_map_cube(prepared.spec.map_url, writable=True).group)
     result = MapRunResult(prepared.spec.map_url, len(rows), sorted(computed), time.perf_counter() - start)
     log.info(
         "map %s: %d tiles computed, %d unchanged, %.1f s", result.map_url, len(computed), result.skipped, result.seconds

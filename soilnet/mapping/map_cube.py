@@ -6,6 +6,8 @@ nodata, 0 where none was, 255 outside the region. Chunks are ``chunk_px`` square
 whole number of chunks, so two tiles never write to the same object. Georeferencing follows
 the raster cube (``x``, ``y``, ``spatial_ref``), so ``xarray.open_zarr`` + rioxarray read it.
 The group attributes hold the map settings; a cube is only ever extended with the same ones.
+While a map job writes into it the cube is marked incomplete (`ensure_map_cube`), and the job marks
+it complete when every tile is written, so read-only opens never see a half-written map.
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ import zarr.codecs
 
 from soilnet import storage
 from soilnet.data.grid import Grid
-from soilnet.data.zarr_group import CubeValidationError, create_group, crs_attrs, open_group, write_coord
+from soilnet.data.zarr_group import (
+    CubeValidationError,
+    create_group,
+    crs_attrs,
+    mark_complete,
+    open_group,
+    write_coord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +158,8 @@ def ensure_map_cube(
     settings: Mapping[str, Any],
     overwrite: bool,
 ) -> MapCube:
-    """The map cube to write into: the existing one if made with the same settings, else a new one.
+    """The map cube to write into, marked incomplete: the existing one if made with the same settings, else a
+    new one. The job marks it complete (`mark_complete`) once every tile is written.
 
     An existing cube made with other settings is an error unless ``overwrite`` replaces it.
     """
@@ -164,5 +174,6 @@ def ensure_map_cube(
                 f"{where}: existing map cube was made with other settings ({', '.join(differ)}); "
                 "use --overwrite to replace it"
             )
+        mark_complete(cube.group, False)
         return cube
     return create_map_cube(where, grid, targets, chunk_px, settings)

@@ -11,6 +11,7 @@ from soilnet.data.climate_cube import (
     CubeValidationError,
     check_monthly,
     create_climate_cube,
+    finish_climate_cube,
     month_starts,
     open_climate_cube,
     validate_climate_cube,
@@ -28,6 +29,7 @@ def make_cube(url: str) -> np.ndarray:
     values[2] = 0.0  # true zeros stay zeros
     cube = create_climate_cube(url, GRID, VARS, times, ClimateLayout(spatial_chunk=4))
     write_climate_block(cube, 0, 0, values)
+    finish_climate_cube(cube)
     return values
 
 

@@ -1,6 +1,7 @@
 """Raster cube contract: round trips (local and S3), window reads, xarray/rioxarray, validation."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ def write_cube(url: str, values: np.ndarray, layout: RasterLayout) -> None:
     writer = create_raster_cube(url, GRID, BANDS, layout, attrs={"made_by": "test"})
     for row0, col0, h, w in GRID.tiles(layout.shard):
         writer.write_tile(row0, col0, values[:, row0 : row0 + h, col0 : col0 + w])
+    writer.finish()
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
@@ -96,8 +98,19 @@ def test_overwrite_protection(tmp_path: Path) -> None:
     create_raster_cube(url, GRID, BANDS)
     with pytest.raises(CubeExistsError, match="--overwrite"):
         create_raster_cube(url, GRID, BANDS)
-    create_raster_cube(url, GRID, ["SR_B1"], overwrite=True)
+    create_raster_cube(url, GRID, ["SR_B1"], overwrite=True).finish()
     assert open_raster_cube(url).band_names == ("SR_B1",)
+
+
+def test_an_unfinished_cube_is_refused_until_its_writer_finishes(tmp_path: Path) -> None:
+    url = str(tmp_path / "cube.zarr")
+    writer = create_raster_cube(url, GRID, BANDS, RasterLayout(inner_chunk=16, shard=64))
+    writer.write_tile(0, 0, make_values()[:, :64, :64])
+    with pytest.raises(CubeValidationError, match=f"{re.escape(url)}: incomplete raster_cube.*--overwrite"):
+        open_raster_cube(url)
+    assert open_raster_cube(url, writable=True).band_names == tuple(BANDS)  # the writer's own view
+    writer.finish()
+    assert open_raster_cube(url).group.attrs["complete"] is True
 
 
 def test_unaligned_and_wrong_tiles_are_rejected(tmp_path: Path) -> None:
@@ -130,7 +143,7 @@ def _break(url: str, array: str, key: str, value: object) -> None:
 )
 def test_validation_errors_name_store_and_problem(tmp_path: Path, breakage, message: str) -> None:
     url = str(tmp_path / "cube.zarr")
-    create_raster_cube(url, GRID, BANDS)
+    create_raster_cube(url, GRID, BANDS).finish()
     breakage(url)
     with pytest.raises(CubeValidationError) as err:
         open_raster_cube(url)
@@ -139,7 +152,7 @@ def test_validation_errors_name_store_and_problem(tmp_path: Path, breakage, mess
 
 def test_required_bands_and_crs(tmp_path: Path) -> None:
     url = str(tmp_path / "cube.zarr")
-    create_raster_cube(url, GRID, BANDS)
+    create_raster_cube(url, GRID, BANDS).finish()
     with pytest.raises(CubeValidationError, match=r"\['slope'\] missing"):
         validate_raster_cube(url, ["ndvi", "slope"])
     with pytest.raises(CubeValidationError, match="EPSG:3035, expected EPSG:5070"):

@@ -61,6 +61,7 @@ def test_missing_shards_read_as_nodata(tmp_path):
     grid = Grid.from_origin(3035, 0.0, 1000.0, 10.0, 100, 100)
     writer = create_raster_cube(str(tmp_path / "c.zarr"), grid, ["SR_B1"], RasterLayout(inner_chunk=16, shard=32))
     writer.write_tile(0, 0, np.full((1, 32, 32), 0.5, dtype=np.float32))
+    writer.finish()
     cube = open_raster_cube(str(tmp_path / "c.zarr"))
     window = ShardWindowReader(cube.url, cube.bands, "bands").read_windows([16], [16], 32)[0, 0]
     assert (window[:16, :16] == 5000).all()

@@ -128,6 +128,8 @@ def test_killed_job_resumes_to_identical_bytes(map_config, tmp_path) -> None:
     proc.wait()
     done = len(read_markers(cfg.out))
     assert 3 <= done < 16, f"the job was not killed mid-run ({done} tiles done)"
+    with pytest.raises(CubeValidationError, match="incomplete map_cube"):
+        open_map_cube(map_cube_url(cfg.out))  # a half-written map never reads as finished
     result = run_map(cfg)
     assert len(result.computed) == 16 - done
     assert cube_bytes(map_cube_url(cfg.out)) == cube_bytes(map_cube_url(reference.out))

@@ -89,7 +89,6 @@ def test_a_wrong_value_names_its_field(path, value):
         assert path.split(".")[0] in problems
 
 
-@pytest.mark.xfail(strict=True, reason="StrictModel accepts inf/NaN floats (configbase.py: allow_inf_nan=False)")
 @pytest.mark.parametrize("pair", ["demo.width_km=.inf", "demo.west=.nan", "ingest.raster.resolution=.inf"])
 def test_non_finite_numbers_are_rejected(pair):
     with pytest.raises(ConfigError, match=pair.split("=")[0].replace(".", r"\.")):

@@ -58,13 +58,6 @@ def _load(payload: bytes) -> None:
             assert grid.width >= 1 and grid.height >= 1
 
 
-BROKEN_REGION_FIX = (
-    "region.py lets TypeError/KeyError/AttributeError out of region_from_geojson for non-object features, "
-    "missing or non-list coordinates, and accepts an empty MultiPolygon"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=BROKEN_REGION_FIX)
 @pytest.mark.parametrize(
     "doc",
     [
@@ -80,7 +73,6 @@ def test_malformed_geometries_give_a_region_error(doc):
     _load(json.dumps(doc).encode())
 
 
-@pytest.mark.xfail(strict=True, reason=BROKEN_REGION_FIX)
 @FUZZ
 @given(documents)
 def test_random_geojson_gives_a_region_or_a_region_error(doc):

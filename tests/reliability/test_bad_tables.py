@@ -106,14 +106,12 @@ def test_points_outside_the_region_or_without_targets_are_rejected_with_reasons(
     }
 
 
-@pytest.mark.xfail(strict=True, reason="tables._read_csv indexes splitlines()[0] of an empty text: IndexError")
 def test_a_bare_bom_is_refused(tmp_path):
     url = _write(str(tmp_path), "bom.csv", BOM)
     with pytest.raises(PointsInputError, match=r"bom\.csv"):
         read_table(url)
 
 
-@pytest.mark.xfail(strict=True, reason="tables.parse_values reads 'inf' / '1e400' as OK numbers; the table keeps them")
 def test_infinite_targets_are_rejected_rows(tmp_path):
     csv_text = "id,lon,lat,date,soc,ph\n1,10,50,2020-05-01,inf,6\n2,10,50.1,2020-05-01,1e400,6\n"
     csv_text += "3,10,50.2,2020-05-01,Infinity,\n4,10,50.3,2020-05-01,5,6\n"

@@ -9,8 +9,8 @@
 Tiles lie on the cube grids, so their pixels are copied, not resampled (`landed_tiles`). Each tile
 is read window by window (memory bounded by a shard) and, once all its data is written, marked done
 under the cube (`IngestProgress`): a rerun skips marked tiles without opening them, and tiles that
-land later are added to the same cube. The cube's ingest is flagged complete once every tile of the
-manifest has landed and been ingested.
+land later are added to the same cube. The cube's ingest, and the cube, are flagged complete once every
+tile of the manifest has landed and been ingested; until then read-only opens refuse the cube.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from soilnet import storage
+from soilnet.data import climate_cube, raster_cube
 from soilnet.data.bands import BAND_NAMES
 from soilnet.data.climate_cube import (
     ClimateCube,
@@ -35,7 +36,7 @@ from soilnet.data.earth_engine import terraclimate, worldcover
 from soilnet.data.earth_engine.acquire import cube_grids, period_of
 from soilnet.data.earth_engine.config import AcquireConfig, Product
 from soilnet.data.earth_engine.exports import FLOAT_NODATA
-from soilnet.data.earth_engine.landed_tiles import (
+from soilnet.data.earth_engine.landed_files import (
     LandedTileError,
     TilePlacement,
     check_bands,
@@ -49,7 +50,7 @@ from soilnet.data.earth_engine.landed_tiles import (
 from soilnet.data.earth_engine.manifest import Manifest, TileRecord
 from soilnet.data.earth_engine.region import load_region
 from soilnet.data.grid import Grid
-from soilnet.data.ingest.progress import IngestProgress
+from soilnet.data.ingest.progress import IngestProgress, half_created
 from soilnet.data.raster_cube import (
     LANDCOVER_NODATA,
     RasterCube,
@@ -95,10 +96,11 @@ def _raster_target(
         "landcover": landcover,
         "period": period_of(cfg, "landsat"),
     }
-    if storage.exists(storage.join(url, "zarr.json")):
+    exists = storage.exists(storage.join(url, "zarr.json"))
+    if exists and not half_created(url, raster_cube.KIND):
         cube = open_raster_cube(url, writable=True)
         return cube, IngestProgress.resume(cube.url, cube.group, fingerprint)
-    cube = create_raster_cube(url, grid, BAND_NAMES, layout, attrs, landcover=landcover).cube
+    cube = create_raster_cube(url, grid, BAND_NAMES, layout, attrs, landcover=landcover, overwrite=exists).cube
     return cube, IngestProgress.start(cube.url, cube.group, fingerprint)
 
 
@@ -113,11 +115,12 @@ def _climate_target(
         "variables": list(terraclimate.VARIABLES),
         "months": [months[0], months[-1]],
     }
-    if storage.exists(storage.join(url, "zarr.json")):
+    exists = storage.exists(storage.join(url, "zarr.json"))
+    if exists and not half_created(url, climate_cube.KIND):
         cube = open_climate_cube(url, writable=True)
         return cube, IngestProgress.resume(cube.url, cube.group, fingerprint)
     times = month_starts(months[0], len(months))
-    cube = create_climate_cube(url, grid, terraclimate.VARIABLES, times, layout, attrs)
+    cube = create_climate_cube(url, grid, terraclimate.VARIABLES, times, layout, attrs, overwrite=exists)
     return cube, IngestProgress.start(cube.url, cube.group, fingerprint)
 
 

@@ -65,21 +65,31 @@ def _densify(ring: np.ndarray, step: float) -> np.ndarray:
     return np.concatenate(points)
 
 
-def _polygons_of(geometry: dict[str, Any], where: str) -> list[list[Any]]:
+def _polygons_of(geometry: Any, where: str) -> list[Any]:
+    """The polygons (each a list of rings) of a Polygon or MultiPolygon geometry object."""
     kind = geometry.get("type") if isinstance(geometry, dict) else None
-    if kind == "Polygon":
-        return [geometry["coordinates"]]
-    if kind == "MultiPolygon":
-        return list(geometry["coordinates"])
-    raise RegionError(f"{where}: geometry type {kind!r} is not a Polygon or MultiPolygon")
+    if kind not in ("Polygon", "MultiPolygon"):
+        raise RegionError(f"{where}: geometry type {kind!r} is not a Polygon or MultiPolygon")
+    coords = geometry.get("coordinates")
+    if not isinstance(coords, list) or not coords:
+        raise RegionError(f"{where}: the {kind} has no coordinates (expected a non-empty list)")
+    polygons = [coords] if kind == "Polygon" else coords
+    for polygon in polygons:
+        if not isinstance(polygon, list) or not polygon:
+            raise RegionError(f"{where}: a polygon of the {kind} is not a non-empty list of rings")
+    return polygons
 
 
-def _geometries_of(tree: dict[str, Any], where: str) -> list[dict[str, Any]]:
+def _geometries_of(tree: dict[str, Any], where: str) -> list[Any]:
+    """The geometry objects of a FeatureCollection, a Feature or a bare geometry."""
     kind = tree.get("type")
     if kind == "FeatureCollection":
-        features = tree.get("features") or []
-        if not features:
-            raise RegionError(f"{where}: the FeatureCollection has no features")
+        features = tree.get("features")
+        if not isinstance(features, list) or not features:
+            raise RegionError(f"{where}: the FeatureCollection has no features (expected a non-empty list)")
+        for i, feature in enumerate(features):
+            if not isinstance(feature, dict):
+                raise RegionError(f"{where}: feature {i} is not a GeoJSON object")
         return [f.get("geometry") or {} for f in features]
     if kind == "Feature":
         return [tree.get("geometry") or {}]
@@ -89,7 +99,7 @@ def _geometries_of(tree: dict[str, Any], where: str) -> list[dict[str, Any]]:
 def _ring(coords: Any, where: str) -> np.ndarray:
     try:
         ring = np.asarray(coords, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise RegionError(f"{where}: ring coordinates are not numbers") from exc
     if ring.ndim != 2 or ring.shape[1] < 2 or ring.shape[0] < 4:
         raise RegionError(f"{where}: a ring needs at least 4 [lon, lat] positions, got shape {ring.shape}")
@@ -100,19 +110,28 @@ def _ring(coords: Any, where: str) -> np.ndarray:
         raise RegionError(f"{where}: coordinates are not WGS84 lon/lat (|lon| <= 180, |lat| <= 90)")
     if not np.array_equal(ring[0], ring[-1]):
         ring = np.vstack([ring, ring[:1]])
+    if _area(ring) == 0.0:
+        raise RegionError(f"{where}: a ring encloses no area (its positions are repeated or on one line)")
     return ring
+
+
+def _area(ring: np.ndarray) -> float:
+    """Absolute planar area of a closed ring in square degrees (shoelace formula)."""
+    x, y = ring[:, 0], ring[:, 1]
+    return abs(float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]))) / 2
 
 
 def region_from_geojson(tree: dict[str, Any], where: str) -> Region:
     """A `Region` from a parsed GeoJSON Feature, FeatureCollection or (Multi)Polygon geometry."""
     if not isinstance(tree, dict):
         raise RegionError(f"{where}: expected a GeoJSON object, got {type(tree).__name__}")
-    polygons = []
-    for geometry in _geometries_of(tree, where):
-        for polygon in _polygons_of(geometry, where):
-            if not polygon:
-                raise RegionError(f"{where}: a polygon has no rings")
-            polygons.append(tuple(_ring(ring, where) for ring in polygon))
+    polygons = [
+        tuple(_ring(ring, where) for ring in polygon)
+        for geometry in _geometries_of(tree, where)
+        for polygon in _polygons_of(geometry, where)
+    ]
+    if not polygons:
+        raise RegionError(f"{where}: no polygon found")
     return Region(source=where, polygons=tuple(polygons))
 
 

@@ -27,6 +27,7 @@ from rasterio.warp import reproject, transform_bounds
 
 from soilnet import storage
 from soilnet.data.climate_cube import (
+    KIND,
     ClimateCube,
     ClimateLayout,
     check_monthly,
@@ -36,7 +37,7 @@ from soilnet.data.climate_cube import (
 )
 from soilnet.data.grid import Grid
 from soilnet.data.ingest.config import ClimateIngestConfig
-from soilnet.data.ingest.progress import IngestProgress
+from soilnet.data.ingest.progress import IngestProgress, half_created
 from soilnet.data.zarr_group import CubeValidationError
 
 log = logging.getLogger(__name__)
@@ -347,14 +348,16 @@ def _target(
     fingerprint: dict[str, Any],
     overwrite: bool,
 ) -> tuple[ClimateCube, IngestProgress]:
-    if not overwrite and storage.exists(storage.join(cube_url, "zarr.json")):
+    exists = storage.exists(storage.join(cube_url, "zarr.json"))
+    if exists and not overwrite:
         try:
-            cube = open_climate_cube(cube_url, writable=True)
+            cube = None if half_created(cube_url, KIND) else open_climate_cube(cube_url, writable=True)
         except CubeValidationError as exc:
             raise ClimateIngestError(f"{cube_url}: exists but is not a climate cube ({exc})") from exc
-        return cube, IngestProgress.resume(cube.url, cube.group, fingerprint)
+        if cube is not None:
+            return cube, IngestProgress.resume(cube.url, cube.group, fingerprint)
     cube = create_climate_cube(
         cube_url, grid, cfg.variables, months, layout, {"ingest_sources": fingerprint["sources"], **(attrs or {})},
-        overwrite=overwrite,
+        overwrite=exists,
     )  # fmt: skip
     return cube, IngestProgress.start(cube.url, cube.group, fingerprint)

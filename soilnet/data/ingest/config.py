@@ -41,7 +41,9 @@ class RasterIngestConfig(StrictModel):
     resampling: Resampling = Field(
         "bilinear", description="Resampling of continuous bands (use nearest or mode for classes)."
     )
-    src_nodata: float | None = Field(None, description="Nodata value of the inputs when the files declare none.")
+    src_nodata: float | None = Field(
+        None, allow_inf_nan=True, description="Nodata value of the inputs when the files declare none (NaN allowed)."
+    )
     landsat_c2: bool = Field(
         False,
         description="Inputs are raw Landsat Collection 2 Level-2 DNs: SR_B* get reflectance = DN * 2.75e-5 - 0.2 "

@@ -24,12 +24,14 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window
 
 from soilnet import storage
 from soilnet.data.grid import Grid
 from soilnet.data.ingest.config import RasterIngestConfig
-from soilnet.data.ingest.progress import IngestProgress
-from soilnet.data.raster_cube import RasterCubeWriter, RasterLayout, create_raster_cube, open_raster_cube
+from soilnet.data.ingest.progress import IngestProgress, half_created
+from soilnet.data.ingest.tiff_blocks import block_table_problem
+from soilnet.data.raster_cube import KIND, RasterCubeWriter, RasterLayout, create_raster_cube, open_raster_cube
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +118,22 @@ def _open(url: str) -> rasterio.DatasetReader:
 
 
 def inspect_source(url: str, grid: Grid | int, n_bands: int, src_nodata: float | None = None) -> RasterSource:
-    """Open a raster and check it has a CRS and at least ``n_bands`` bands; bounds in the grid's CRS."""
+    """Open a raster and check it has a CRS, at least ``n_bands`` bands, a block table matching its size
+    (GeoTIFF) and a readable last block (so a truncated file is refused before any cube is touched);
+    bounds in the grid's CRS."""
     epsg = grid if isinstance(grid, int) else grid.epsg
     with storage.rasterio_env(url), _open(url) as src:
         if src.crs is None:
             raise RasterIngestError(f"{url}: raster has no CRS (georeference it, e.g. gdal_edit.py -a_srs)")
         if src.count < n_bands:
             raise RasterIngestError(f"{url}: has {src.count} bands, {n_bands} declared")
+        problem = block_table_problem(url) if src.driver == "GTiff" else None
+        if problem is not None:
+            raise RasterIngestError(f"{url}: {problem}")
+        try:
+            src.read(window=Window(src.width - 1, src.height - 1, 1, 1))
+        except RasterioError as exc:
+            raise RasterIngestError(f"{url}: the last block cannot be read: truncated or corrupt? ({exc})") from exc
         bounds = transform_bounds(src.crs, CRS.from_epsg(epsg), *src.bounds, densify_pts=21)
         nodata = src.nodata if src.nodata is not None else src_nodata
         res = 1.0 if isinstance(grid, int) else grid.res
@@ -237,10 +248,11 @@ def _target(
     fingerprint: dict[str, Any],
     overwrite: bool,
 ) -> tuple[RasterCubeWriter, IngestProgress]:
-    if not overwrite and storage.exists(storage.join(cube_url, "zarr.json")):
+    exists = storage.exists(storage.join(cube_url, "zarr.json"))
+    if exists and not overwrite and not half_created(cube_url, KIND):
         cube = open_raster_cube(cube_url, writable=True)
         return RasterCubeWriter(cube), IngestProgress.resume(cube.url, cube.group, fingerprint)
-    writer = create_raster_cube(cube_url, grid, plan.names, layout, attrs, overwrite=overwrite)
+    writer = create_raster_cube(cube_url, grid, plan.names, layout, attrs, overwrite=exists)
     return writer, IngestProgress.start(writer.cube.url, writer.cube.group, fingerprint)
 
 

@@ -48,8 +48,10 @@ def _read_csv(payload: bytes, where: str) -> pd.DataFrame:
         text = payload.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = payload.decode("latin-1")
-    header = text.lstrip("\ufeff").splitlines()[0]
-    sep = max((";", ",", "\t"), key=header.count)
+    lines = text.lstrip("\ufeff").splitlines()
+    if not lines:
+        raise PointsInputError(f"{where}: empty file (only a byte order mark, no header, no rows)")
+    sep = max((";", ",", "\t"), key=lines[0].count)
     try:
         return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, ValueError) as exc:
@@ -58,11 +60,11 @@ def _read_csv(payload: bytes, where: str) -> pd.DataFrame:
 
 def parse_values(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Numbers and a status per cell (OK, MISSING, BELOW_LIMIT with the limit as value, BELOW_UNKNOWN,
-    NON_NUMERIC)."""
+    NON_NUMERIC); infinite numbers ("inf", "1e400") are NON_NUMERIC."""
     n = len(column)
     if pd.api.types.is_numeric_dtype(column):
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-        return values, np.where(np.isnan(values), MISSING, OK)
+        return values, np.select([np.isnan(values), np.isinf(values)], [MISSING, NON_NUMERIC], OK).astype(np.int8)
     text = column.astype("string").str.strip().fillna("")
     missing = text.str.upper().isin(MISSING_TOKENS).to_numpy()
     below = text.str.match(_BELOW, case=False).fillna(False).to_numpy(dtype=bool)
@@ -72,8 +74,8 @@ def parse_values(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     numbers = pd.to_numeric(plain, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     status = np.full(n, OK, dtype=np.int8)
     values = numbers.copy()
-    status[np.isnan(numbers)] = NON_NUMERIC
-    status[below] = np.where(np.isnan(limit_values[below]), BELOW_UNKNOWN, BELOW_LIMIT)
+    status[~np.isfinite(numbers)] = NON_NUMERIC
+    status[below] = np.where(np.isfinite(limit_values[below]), BELOW_LIMIT, BELOW_UNKNOWN)
     values[below] = limit_values[below]
     status[missing] = MISSING
     values[missing] = np.nan

@@ -23,7 +23,7 @@ from soilnet.data.earth_engine import terraclimate, worldcover
 from soilnet.data.earth_engine.acquire import destination_of, period_of
 from soilnet.data.earth_engine.config import AcquireConfig, Product
 from soilnet.data.earth_engine.exports import FLOAT_NODATA, tile_key, tile_pixel_grid
-from soilnet.data.earth_engine.landed_tiles import LandedTileError, source_url
+from soilnet.data.earth_engine.landed_files import LandedTileError, source_url
 from soilnet.data.earth_engine.landing import ingest_landed
 from soilnet.data.earth_engine.manifest import Manifest
 from soilnet.data.earth_engine.region import Tile

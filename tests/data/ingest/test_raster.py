@@ -22,7 +22,7 @@ from soilnet.data.ingest.raster import (
     ingest_rasters,
 )
 from soilnet.data.raster_cube import RasterCubeWriter, RasterLayout, create_raster_cube, open_raster_cube
-from soilnet.data.zarr_group import CubeExistsError
+from soilnet.data.zarr_group import CubeExistsError, CubeValidationError
 
 BANDS = ["elevation", "slope"]
 LAYOUT = RasterLayout(inner_chunk=16, shard=32)
@@ -151,7 +151,9 @@ def test_interrupted_ingest_resumes_to_identical_bytes(gen: ModuleType, root: st
     with pytest.raises(OSError, match="simulated"):
         ingest_rasters([url], resumed, grid, BANDS, cfg, LAYOUT)
     monkeypatch.setattr(RasterCubeWriter, "write_tile", real_write)
-    partial = open_raster_cube(resumed)  # valid, but flagged incomplete
+    with pytest.raises(CubeValidationError, match="incomplete raster_cube"):
+        open_raster_cube(resumed)  # read-only opens refuse it
+    partial = open_raster_cube(resumed, writable=True)  # valid, but flagged incomplete
     assert not is_complete(partial.group)
 
     report = ingest_rasters([url], resumed, grid, BANDS, cfg, LAYOUT)
@@ -173,7 +175,7 @@ def test_existing_cube_is_never_overwritten_silently(gen: ModuleType, tmp_path) 
     other = gen.write_scene(str(tmp_path / "b.tif"), "mercator_int16")
     grid = gen.target_grid(size=64)
     foreign = str(tmp_path / "foreign.zarr")
-    create_raster_cube(foreign, grid, BANDS, LAYOUT)
+    create_raster_cube(foreign, grid, BANDS, LAYOUT).finish()
     with pytest.raises(CubeExistsError, match="not made by a file ingest"):
         ingest_rasters([url], foreign, grid, BANDS, layout=LAYOUT)
 
@@ -183,6 +185,17 @@ def test_existing_cube_is_never_overwritten_silently(gen: ModuleType, tmp_path) 
         ingest_rasters([other], cube_url, grid, BANDS, layout=LAYOUT)
     report = ingest_rasters([other], cube_url, grid, BANDS, layout=LAYOUT, overwrite=True)
     assert report.shards_skipped == 0
+
+
+def test_a_cube_whose_creation_was_interrupted_is_created_again(gen: ModuleType, tmp_path) -> None:
+    url = gen.write_scene(str(tmp_path / "a.tif"), "utm_uint16")
+    grid = gen.target_grid(size=64)
+    cube_url = str(tmp_path / "cube.zarr")
+    create_raster_cube(cube_url, grid, ["elevation"], LAYOUT)  # stopped before the ingest began: no _ingest
+    report = ingest_rasters([url], cube_url, grid, BANDS, layout=LAYOUT)
+    assert report.shards_skipped == 0
+    cube = open_raster_cube(cube_url)
+    assert cube.band_names == tuple(BANDS) and is_complete(cube.group)
 
 
 def test_bad_inputs_name_the_file_and_leave_no_cube(gen: ModuleType, tmp_path) -> None:
@@ -215,5 +228,5 @@ def test_truncated_tiff_fails_naming_the_file_and_cube_stays_incomplete(gen: Mod
     with pytest.raises(RasterIngestError, match=r"truncated\.tif"):
         ingest_rasters([str(truncated)], cube_url, grid, BANDS, layout=LAYOUT)
     if storage.exists(cube_url):
-        assert not is_complete(open_raster_cube(cube_url).group)
+        assert not is_complete(open_raster_cube(cube_url, writable=True).group)
     assert url
