@@ -44,8 +44,9 @@ from soilnet.data.stream_config import StreamConfig
 from soilnet.data.streaming import torch_collate
 from soilnet.evaluation.spatial_folds import FoldConfig
 from soilnet.training.config import OptimConfig
+from soilnet.training.feeds import DatasetFeed
 from soilnet.training.inputs import CubeInputs, fit_recipe, labelled_table, with_target_stats
-from soilnet.training.loop import WorkerSpec
+from soilnet.training.loop import ModelSpec, WorkerSpec
 from soilnet.training.sources import CubeSource
 from soilnet.training.tasks import RegressionTask
 
@@ -118,7 +119,8 @@ def main() -> None:
         first = normalise_batch(source.read(table.iloc[: stream.batch_size]), stats, stream.mask_channel)
         batch = {k: torch.from_numpy(first[k]) for k in ("image", "climate", "target")}
         task = RegressionTask(recipe, "mse", 1.0, None, False)
-        trainer = PlainTrainer(WorkerSpec(task, OptimConfig(), stats, 1, 2 * steps + 1, stream.batch_size))
+        model = ModelSpec("end_to_end", DatasetFeed("train", stream.batch_size), stats, 2 * steps + 1)
+        trainer = PlainTrainer(WorkerSpec(task, OptimConfig(), [model], "", 1, stream.batch_size))
         shapes = f"image {tuple(batch['image'].shape)}, climate {tuple(batch['climate'].shape)}"
         print(f"soilnet recipe, {shapes}, {torch.get_num_threads()} torch threads, {steps} streamed steps")
 

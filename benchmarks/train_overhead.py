@@ -6,8 +6,8 @@ schedule, gradient clipping, validation on 64 rows every epoch and one torch thr
 
   - plain: a PyTorch loop over the rows held as tensors (`PlainTrainer`);
   - ray: `fit` with 1 worker, the rows as a materialised Ray dataset (repeated, not copied, for
-    every epoch) that `train_worker` iterates with ``iter_torch_batches``; it reports and
-    checkpoints every epoch (MLflow off).
+    every epoch) that `train_worker` iterates with ``iter_torch_batches`` (a `DatasetFeed`); it
+    reports and checkpoints every epoch and keeps the best epoch's weights (MLflow off).
 
 Throughput is steady state: the steps after the first epoch, timed at every optimiser step (the
 loop's ``on_step`` callback in the worker). Worker start-up (``fit()`` to the end of the first
@@ -37,7 +37,8 @@ from soilnet.data.bands import BAND_NAMES, CLIMATE_VARIABLES
 from soilnet.data.normalisation import NormStats
 from soilnet.models.recipe import load_recipe
 from soilnet.training.config import OptimConfig, TrainConfig
-from soilnet.training.loop import WorkerSpec, make_scheduler, validation_loss
+from soilnet.training.feeds import DatasetFeed
+from soilnet.training.loop import ModelSpec, WorkerSpec, make_scheduler, validation_loss
 from soilnet.training.tasks import RegressionTask
 from soilnet.training.trainer import fit
 
@@ -49,14 +50,15 @@ class PlainTrainer:
     """The optimiser steps and validation of `train_worker` for a worker spec, in a plain PyTorch loop."""
 
     def __init__(self, spec: WorkerSpec) -> None:
-        torch.manual_seed(spec.seed)
-        self.spec, self.task, self.stats, self.clip = spec, spec.task, spec.stats, spec.optim.grad_clip
+        model = spec.models[0]
+        torch.manual_seed(model.seed)
+        self.spec, self.task, self.stats, self.clip = spec, spec.task, model.stats, spec.optim.grad_clip
         self.module = spec.task.build().train()
         self.optimizer = torch.optim.AdamW(
             spec.task.param_groups(self.module, spec.optim), weight_decay=spec.optim.weight_decay
         )
-        total = spec.epochs * spec.steps_per_epoch
-        self.scheduler = make_scheduler(self.optimizer, spec.optim, total, spec.steps_per_epoch)
+        total = spec.epochs * model.steps_per_epoch
+        self.scheduler = make_scheduler(self.optimizer, spec.optim, total, model.steps_per_epoch)
 
     def step(self, batch: dict[str, torch.Tensor]) -> float:
         """Forward, backward and update on a normalised batch with raw targets; returns the loss."""
@@ -73,7 +75,7 @@ class PlainTrainer:
 
     def validate(self, val: dict[str, np.ndarray]) -> float:
         """Validation loss over normalised rows with raw targets (as every epoch of `train_worker`)."""
-        return validation_loss(self.task, self.module, val, self.spec, torch.device("cpu"))
+        return validation_loss(self.task, self.module, val, self.spec.batch_size, self.stats, torch.device("cpu"))
 
 
 class StepClock:
@@ -107,6 +109,7 @@ def step_profile(times: list[float], steps_per_epoch: int) -> tuple[float, float
 def plain_run(spec: WorkerSpec, arrays: dict[str, np.ndarray]) -> list[float]:
     """End times of the steps of a plain loop over the full batches of `arrays`, validating every epoch."""
     trainer = PlainTrainer(spec)
+    model = spec.models[0]
     tensors = {k: torch.from_numpy(v) for k, v in arrays.items()}
     size = spec.batch_size
     batches = [
@@ -114,10 +117,10 @@ def plain_run(spec: WorkerSpec, arrays: dict[str, np.ndarray]) -> list[float]:
     ]
     times = []
     for epoch in range(spec.epochs):
-        for step in range(spec.steps_per_epoch):
-            trainer.step(batches[(epoch * spec.steps_per_epoch + step) % len(batches)])
+        for step in range(model.steps_per_epoch):
+            trainer.step(batches[(epoch * model.steps_per_epoch + step) % len(batches)])
             times.append(time.time())
-        trainer.validate(spec.val)
+        trainer.validate(model.val)
     return times
 
 
@@ -172,15 +175,16 @@ def main() -> None:
     d = recipe.data
     arrays, stats = generated_rows(d.n_bands, d.patch_px, d.n_months, d.n_climate_vars)
     val = {k: v[:64] for k, v in arrays.items()}
+    batch_size = 32
+    model = ModelSpec("overhead", DatasetFeed("train", batch_size), stats, steps, val=val)
     spec = WorkerSpec(
         RegressionTask(recipe, "mse", 1.0, None, False),
         OptimConfig(lr=1e-3),
-        stats,
+        [model],
+        "",
         epochs,
-        steps,
-        32,
+        batch_size,
         threads=1,
-        val=val,
     )
     print(
         f"demo recipe, {ROWS} in-memory rows, batch {spec.batch_size}, {epochs} epochs x {steps} steps, "
@@ -194,7 +198,13 @@ def main() -> None:
         clock = StepClock(f"{tmp}/steps.txt", epochs * steps)
         train = TrainConfig(num_workers=1, cpus_per_worker=1, threads_per_worker=1, max_failures=0, keep_checkpoints=1)
         start = time.time()
-        fit(replace(spec, on_step=clock), {"train": dataset}, train, f"{tmp}/runs", "overhead")
+        fit(
+            replace(spec, on_step=clock, run_url=f"{tmp}/runs/overhead"),
+            {"train": dataset},
+            train,
+            f"{tmp}/runs",
+            "overhead",
+        )
         fit_s = time.time() - start
         ray_times = [float(t) for t in Path(clock.path).read_text().split()]
     ray.shutdown()

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from ray.data.collate_fn import NumpyBatchCollateFn
 
 from soilnet.data.climate_cube import open_climate_cube
 from soilnet.data.climate_series import ClimateSeriesReader
@@ -152,8 +153,15 @@ def build_dataset(
     )
 
 
-def torch_collate(batch: dict[str, np.ndarray]) -> dict[str, Any]:
+class TorchCollate(NumpyBatchCollateFn):
     """``collate_fn`` for ``iter_torch_batches``: numeric arrays become tensors, ``id`` stays strings."""
-    import torch
 
-    return {k: v if v.dtype.kind in "OUS" else torch.from_numpy(np.array(v)) for k, v in batch.items()}
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Tensors of the numeric columns of a NumPy batch (copied: the batch may be read-only)."""
+        import torch
+
+        return {k: v if v.dtype.kind in "OUS" else torch.from_numpy(np.array(v)) for k, v in batch.items()}
+
+
+#: The collate function of every ``iter_torch_batches`` call over a soilnet stream.
+torch_collate = TorchCollate()

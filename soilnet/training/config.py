@@ -23,7 +23,12 @@ class TrainConfig(StrictModel):
     use_amp: bool = Field(True, description="bf16 autocast on CUDA devices (ignored on CPU).")
     grad_accum_steps: int = Field(1, ge=1, description="Micro-batches accumulated per optimiser step.")
     max_failures: int = Field(1, ge=0, description="Worker-group restarts from the last checkpoint after a failure.")
-    keep_checkpoints: int = Field(2, ge=1, description="Best checkpoints kept (by the validation metric).")
+    keep_checkpoints: int = Field(
+        2,
+        ge=1,
+        description="Epochs whose weights are kept per model, the best by the validation metric (pretraining: the "
+        "training loss); the latest full checkpoint is kept besides, to resume.",
+    )
     data_source: Literal["stream", "cache"] = Field(
         "cache",
         description="stream: read every epoch's windows from the cubes (large tables); cache: read each "

@@ -4,8 +4,9 @@ For each test fold: training and validation rows come from the other folds (`fol
 validation rows a compact spatial group); the target is standardised with the training rows'
 mean / std; image and climate statistics are label-free (the pretraining statistics, or fitted on
 unlabelled locations away from every labelled point), so no test row reaches training or
-normalisation. Early stopping watches the validation loss; the best checkpoint predicts the test
-fold in the driver. Folds are nested MLflow runs under one cross-validation run, which gets the
+normalisation. One Ray Train worker group trains the fold models in turn (workers and feeds start
+once); early stopping watches the validation loss, and each fold's best epoch (its kept weights)
+predicts the test fold in the driver. Folds are nested MLflow runs under one cross-validation run, which gets the
 out-of-fold metrics (mean and std over folds) and the bundle of fold models.
 """
 
@@ -33,22 +34,23 @@ from soilnet.models.recipe import RecipeConfig
 from soilnet.tracking.config import TrackingConfig
 from soilnet.tracking.registry import BUNDLE_ARTIFACT, BUNDLE_URL_TAG, cv_metric_key
 from soilnet.tracking.runs import RunTracker
+from soilnet.training.best import best_folder, read_best
 from soilnet.training.config import FinetuneConfig, TrainConfig
 from soilnet.training.inputs import (
     CubeInputs,
     Resume,
     fit_recipe,
     input_stats,
+    job_run,
     labelled_table,
     make_source,
     unlabelled_table,
     with_target_stats,
 )
-from soilnet.training.loop import WorkerSpec
+from soilnet.training.loop import ModelSpec, WorkerSpec
 from soilnet.training.sources import CachedSource, CubeSource
-from soilnet.training.state import read_state
 from soilnet.training.tasks import RegressionTask
-from soilnet.training.trainer import best_checkpoint, fit
+from soilnet.training.trainer import fit
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +123,17 @@ def shared_input_stats(
     return input_stats(source, unlabelled, inputs, cfg.normalisation, stream.seed)
 
 
+@dataclass
+class FoldPlan:
+    """A fold's rows, target-scaled statistics and model spec, prepared in the driver."""
+
+    fold: int
+    rows: dict[str, pd.DataFrame]
+    test_rows: np.ndarray
+    stats: NormStats
+    model: ModelSpec
+
+
 def run_cross_validation(
     data: DataConfig,
     train: TrainConfig,
@@ -130,55 +143,61 @@ def run_cross_validation(
     on_step: Callable[[int, int], None] | None = None,
     config_text: str | None = None,
 ) -> CrossValidation:
-    """Train one model per spatial fold, score the test folds, write the bundle, track it all in MLflow."""
-    workspace = data.root
+    """Train one model per spatial fold in one worker group, score the test folds, write the bundle, track it all."""
     inputs = CubeInputs.open(data)
     recipe, stream = fit_recipe(cfg.recipe, inputs, cfg.stream)
+    task = RegressionTask(recipe, cfg.loss, cfg.huber_delta, cfg.pretrained, cfg.freeze_backbone)
     labelled = labelled_table(data, cfg.target, cfg.folds)
+    folds = cfg.only_folds or sorted(labelled["fold"].unique().tolist())
     base_stats = shared_input_stats(data, train, cfg, inputs, stream, labelled)
     source = make_source(train, inputs, stream, labelled)
-    task = RegressionTask(recipe, cfg.loss, cfg.huber_delta, cfg.pretrained, cfg.freeze_backbone)
     scratch = tempfile.TemporaryDirectory()
     resume = Resume.fetch(resume_from, scratch) if resume_from else None
-    if resume is not None:
-        parent = RunTracker(resume.job["tracking_uri"], resume.job["parent_run_id"])
-    else:
-        parent = RunTracker.start(tracking, workspace, cfg.run_name, tags={"soilnet.job": "finetune"})
-        parent.log_params(
-            {
-                "finetune": cfg.model_dump(mode="json"),
-                "train": train.model_dump(mode="json"),
-                "recipe": recipe.model_dump(mode="json"),
-                "n_points": len(labelled),
-            }
-        )
-        if config_text:
-            parent.log_text(config_text, "config.yaml")
-    folds = sorted(labelled["fold"].unique().tolist())
-    outcomes = []
+    params = {
+        "finetune": cfg.model_dump(mode="json"),
+        "train": train.model_dump(mode="json"),
+        "recipe": recipe.model_dump(mode="json"),
+        "n_points": len(labelled),
+    }
+    parent = job_run(resume, tracking, data.root, cfg.run_name, "finetune", params, config_text)
+    fold_runs = fold_trackers(resume, folds, parent, tracking, data.root, cfg.run_name)
+    job = {
+        "kind": "finetune",
+        "config": cfg.model_dump(mode="json"),
+        "recipe": recipe.model_dump(mode="json"),
+        "tracking_uri": parent.uri,
+        "mlflow_run_id": parent.run_id,
+        "folds": folds,
+        "fold_runs": {str(f): t.run_id for f, t in fold_runs.items()},
+    }
+    plans, datasets = [], {}
+    for fold in folds:
+        plan, fold_datasets = plan_fold(fold, labelled, source, base_stats, stream, train, cfg, fold_runs[fold], job)
+        plans.append(plan)
+        datasets.update(fold_datasets)
+    run_url = storage.join(data.url("runs"), cfg.run_name)
+    spec = WorkerSpec(
+        task=task,
+        optim=cfg.optim,
+        models=[plan.model for plan in plans],
+        run_url=run_url,
+        epochs=cfg.epochs,
+        batch_size=stream.batch_size,
+        grad_accum_steps=train.grad_accum_steps,
+        use_amp=train.use_amp,
+        threads=train.threads_per_worker,
+        patience=cfg.patience,
+        min_delta=cfg.min_delta,
+        keep_best=train.keep_checkpoints,
+        resume_from=resume.folder if resume else None,
+        on_step=on_step,
+    )
     try:
-        for fold in cfg.only_folds or folds:
-            fold_resume = resume if resume is not None and resume.job.get("fold") == fold else None
-            outcomes.append(
-                train_fold(
-                    fold,
-                    labelled,
-                    source,
-                    base_stats,
-                    recipe,
-                    task,
-                    stream,
-                    data,
-                    train,
-                    cfg,
-                    tracking,
-                    parent,
-                    fold_resume,
-                    on_step,
-                )
-            )
+        fit(spec, datasets, train, data.url("runs"), cfg.run_name)
+        outcomes = [score_fold(plan, recipe, source, stream, run_url) for plan in plans]
     except Exception:
-        parent.finish("FAILED")
+        for tracker in [*fold_runs.values(), parent]:
+            tracker.finish("FAILED")
         raise
     finally:
         scratch.cleanup()
@@ -187,89 +206,84 @@ def run_cross_validation(
     return result
 
 
-def train_fold(
+def fold_trackers(
+    resume: Resume | None, folds: list[int], parent: RunTracker, tracking: TrackingConfig, workspace: str, name: str
+) -> dict[int, RunTracker]:
+    """The nested MLflow run of every fold: those stored with a resumed checkpoint, else new ones."""
+    if resume is not None:
+        if resume.job.get("kind") != "finetune" or resume.job.get("folds") != folds:
+            raise ValueError(
+                f"{resume.folder}: a {resume.job.get('kind')} checkpoint of folds {resume.job.get('folds')}; "
+                f"this job trains folds {folds} (set finetune.only_folds to match)"
+            )
+        stored = resume.job["fold_runs"]
+        return {fold: RunTracker(parent.uri, stored[str(fold)]) for fold in folds}
+    return {
+        fold: RunTracker.start(
+            tracking, workspace, f"{name}-fold{fold}", parent=parent, tags={"soilnet.fold": str(fold)}
+        )
+        for fold in folds
+    }
+
+
+def plan_fold(
     fold: int,
     labelled: pd.DataFrame,
     source: CubeSource | CachedSource,
     base_stats: NormStats,
-    recipe: RecipeConfig,
-    task: RegressionTask,
     stream,
-    data: DataConfig,
     train: TrainConfig,
     cfg: FinetuneConfig,
-    tracking: TrackingConfig,
-    parent: RunTracker,
-    resume: Resume | None,
-    on_step: Callable[[int, int], None] | None,
-) -> FoldOutcome:
-    """Train, early-stop and score the model of one test fold (a nested MLflow run)."""
+    tracker: RunTracker,
+    job: dict,
+) -> tuple[FoldPlan, dict]:
+    """Split a fold's rows, scale the target on its training rows, and prepare its model spec and feed."""
     split = fold_split(
         labelled["fold"].to_numpy(), fold, labelled["x"], labelled["y"], cfg.folds.val_fraction, cfg.folds.seed
     )
     rows = {name: labelled.iloc[getattr(split, name)] for name in ("train", "val", "test")}
     stats = with_target_stats(base_stats, rows["train"]["target"].to_numpy())
-    if resume is not None:
-        tracker = RunTracker(resume.job["tracking_uri"], resume.job["mlflow_run_id"])
-    else:
-        tracker = RunTracker.start(
-            tracking, data.root, f"{cfg.run_name}-fold{fold}", parent=parent, tags={"soilnet.fold": str(fold)}
-        )
-        tracker.log_params({"fold": fold, **{f"n_{k}": len(v) for k, v in rows.items()}})
-    steps = cfg.steps_per_epoch or steps_per_epoch(len(rows["train"]), train.num_workers, stream.batch_size)
-    val = ray.put(_val_arrays(source, rows["val"], stats, stream.mask_channel))
-    job = {
-        "kind": "finetune",
-        "fold": fold,
-        "config": cfg.model_dump(mode="json"),
-        "recipe": recipe.model_dump(mode="json"),
-        "tracking_uri": tracker.uri,
-        "mlflow_run_id": tracker.run_id,
-        "parent_run_id": parent.run_id,
-    }
-    spec = WorkerSpec(
-        task=task,
-        optim=cfg.optim,
+    tracker.log_params({"fold": fold, **{f"n_{k}": len(v) for k, v in rows.items()}})
+    name = f"fold_{fold}"
+    feed, datasets = source.feed(rows["train"], range(cfg.epochs), train.num_workers, stats, name)
+    model = ModelSpec(
+        name=name,
+        feed=feed,
         stats=stats,
-        epochs=cfg.epochs,
-        steps_per_epoch=steps,
-        batch_size=stream.batch_size,
-        grad_accum_steps=train.grad_accum_steps,
-        use_amp=train.use_amp,
+        steps_per_epoch=cfg.steps_per_epoch
+        or steps_per_epoch(len(rows["train"]), train.num_workers, stream.batch_size),
         seed=train.seed + fold,
-        threads=train.threads_per_worker,
-        patience=cfg.patience,
-        min_delta=cfg.min_delta,
         tracker=tracker,
-        resume_from=resume.folder if resume else None,
-        val=val,
-        job=job,
-        on_step=on_step,
+        val=ray.put(_val_arrays(source, rows["val"], stats, stream.mask_channel)),
+        job={**job, "fold": fold},
     )
-    dataset = source.dataset(rows["train"], range(cfg.epochs), train.num_workers, stats)
-    try:
-        result = fit(spec, {"train": dataset}, train, data.url("runs"), f"{cfg.run_name}/fold_{fold}")
-    except Exception:
-        tracker.finish("FAILED")
-        raise
-    checkpoint = best_checkpoint(result, task.score)
+    return FoldPlan(fold, rows, split.test, stats, model), datasets
+
+
+def score_fold(plan: FoldPlan, recipe: RecipeConfig, source, stream, run_url: str) -> FoldOutcome:
+    """Load a fold's best weights, predict its test rows, log the test metrics and close its run."""
+    folder = best_folder(run_url, plan.model.name)
+    state, entry = read_best(folder)
     model = recipe.build_model()
-    with checkpoint.as_directory() as folder:
-        model.load_state_dict(read_state(folder)["model"])
-    predictions = predict_table(model, source, rows["test"], stats, stream.mask_channel)
-    test_metrics = regression_metrics(rows["test"]["target"].to_numpy(), predictions)
+    model.load_state_dict(state)
+    test = plan.rows["test"]
+    predictions = predict_table(model, source, test, plan.stats, stream.mask_channel)
+    test_metrics = regression_metrics(test["target"].to_numpy(), predictions)
+    tracker = plan.model.tracker
     tracker.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
-    tracker.set_tags({"soilnet.checkpoint": checkpoint.path})
+    tracker.set_tags({"soilnet.best_weights": folder, "soilnet.best_epoch": entry["epoch"]})
     tracker.finish()
-    log.info("fold %d: test RMSE %.3f (%d rows)", fold, test_metrics["rmse"], len(rows["test"]))
+    log.info(
+        "fold %d: test RMSE %.3f (%d rows, best epoch %d)", plan.fold, test_metrics["rmse"], len(test), entry["epoch"]
+    )
     return FoldOutcome(
-        fold,
+        plan.fold,
         model.eval(),
-        (stats.target_mean, stats.target_std),
-        split.test,
+        (plan.stats.target_mean, plan.stats.target_std),
+        plan.test_rows,
         predictions,
         tracker.run_id,
-        dict(result.metrics or {}),
+        {"best_epoch": entry["epoch"], "best_val_loss": entry["score"]},
     )
 
 

@@ -1,10 +1,11 @@
-"""The inputs of a training job: cubes, recipe shapes fitted to them, sample sources, resume folders."""
+"""The inputs of a training job: cubes, recipe shapes fitted to them, sample sources, resume folders, its run."""
 
 from __future__ import annotations
 
 import logging
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,8 @@ from soilnet.data.raster_cube import open_raster_cube
 from soilnet.data.stream_config import StreamConfig
 from soilnet.evaluation.spatial_folds import FoldConfig
 from soilnet.models.recipe import RecipeConfig, load_recipe
+from soilnet.tracking.config import TrackingConfig
+from soilnet.tracking.runs import RunTracker
 from soilnet.training.config import TrainConfig
 from soilnet.training.sources import CachedSource, CubeSource
 from soilnet.training.state import read_job
@@ -107,3 +110,22 @@ class Resume:
             folder = scratch.name
             loc.fs.get(loc.path.rstrip("/") + "/", folder, recursive=True)
         return cls(folder, read_job(folder))
+
+
+def job_run(
+    resume: Resume | None,
+    tracking: TrackingConfig,
+    workspace: str,
+    run_name: str,
+    kind: str,
+    params: dict[str, Any],
+    config_text: str | None = None,
+) -> RunTracker:
+    """The job's MLflow run: the run stored with a resumed checkpoint, else a new run with the job's parameters."""
+    if resume is not None:
+        return RunTracker(resume.job["tracking_uri"], resume.job["mlflow_run_id"])
+    tracker = RunTracker.start(tracking, workspace, run_name, tags={"soilnet.job": kind})
+    tracker.log_params(params)
+    if config_text:
+        tracker.log_text(config_text, "config.yaml")
+    return tracker

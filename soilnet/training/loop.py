@@ -1,13 +1,16 @@
 """The Ray Train worker loop shared by pretraining and fine-tuning.
 
-Each worker takes exactly ``steps_per_epoch`` micro-batches of its dataset shard per epoch (the
-stream pads every epoch so shards are even), accumulates ``grad_accum_steps`` of them per
-optimiser step (DDP gradient sync only on the last), runs under bf16 autocast on CUDA, and calls
-``ray.train.report`` once per epoch (every worker, the same number of times); rank 0 attaches a
-checkpoint and logs to MLflow. Validation (fine-tuning) runs on every worker over the same
-in-memory validation rows, so all workers take the same early-stopping decision. A restarted
-worker group resumes from the last reported checkpoint (or ``resume_from``), with the same
-optimiser and scheduler state, step counter and MLflow run.
+One worker group trains the models of a job one after the other (the K fold models of a
+cross-validation, or the one pretraining model), so workers, process group and data feeds start
+once per job, not once per fold. For each model, each worker takes exactly ``steps_per_epoch``
+micro-batches of its feed per epoch (feeds pad every epoch so shards are even), accumulates
+``grad_accum_steps`` of them per optimiser step (DDP gradient sync only on the last), runs under
+bf16 autocast on CUDA, and calls ``ray.train.report`` once per epoch (every worker, the same
+number of times); rank 0 attaches a checkpoint, keeps the weights of the model's best K epochs
+(`soilnet.training.best`) and logs to the model's MLflow run. Validation (fine-tuning) runs on
+every worker over the same in-memory validation rows, so all workers take the same
+early-stopping decision. A restarted worker group resumes from the last reported checkpoint (or
+``resume_from``): the same model, optimiser and scheduler state, step counter and MLflow run.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import contextlib
 import logging
 import math
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,9 +28,10 @@ import torch
 from torch import nn
 
 from soilnet.data.normalisation import NormStats
-from soilnet.data.streaming import torch_collate
 from soilnet.tracking.runs import RunTracker
+from soilnet.training.best import best_folder, keep_if_best
 from soilnet.training.config import OptimConfig
+from soilnet.training.feeds import CacheFeed, DatasetFeed
 from soilnet.training.state import Progress, read_state, save_checkpoint
 from soilnet.training.tasks import RegressionTask, SSLTask
 
@@ -37,26 +41,45 @@ StepCallback = Callable[[int, int], None]
 
 
 @dataclass
+class ModelSpec:
+    """One model of the job: its feed, statistics, steps, validation rows (an object reference) and MLflow run."""
+
+    name: str
+    feed: DatasetFeed | CacheFeed
+    stats: NormStats
+    steps_per_epoch: int
+    seed: int = 0
+    tracker: RunTracker | None = None
+    val: Any = None
+    job: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class WorkerSpec:
-    """Everything a worker needs (picklable; ``val`` is an object reference to normalised arrays)."""
+    """Everything the workers need (picklable): the task, the models in training order, the shared settings."""
 
     task: RegressionTask | SSLTask
     optim: OptimConfig
-    stats: NormStats
+    models: list[ModelSpec]
+    run_url: str
     epochs: int
-    steps_per_epoch: int
     batch_size: int
     grad_accum_steps: int = 1
     use_amp: bool = True
-    seed: int = 0
     threads: int | None = None
     patience: int | None = None
     min_delta: float = 0.0
-    tracker: RunTracker | None = None
+    keep_best: int = 1
     resume_from: str | None = None
-    val: Any = None
-    job: dict[str, Any] = field(default_factory=dict)
     on_step: StepCallback | None = None
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ValueError("a training job needs at least one model")
+        if self.task.score == "val_loss":
+            missing = [m.name for m in self.models if m.val is None]
+            if missing:
+                raise ValueError(f"models {missing}: the task early-stops on val_loss but has no validation rows")
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int, steps_per_epoch: int):
@@ -87,13 +110,15 @@ def _to_device(batch: dict[str, Any], device: torch.device, target_mean: float, 
 
 
 @torch.no_grad()
-def validation_loss(task: RegressionTask, module: nn.Module, val: dict[str, np.ndarray], spec: WorkerSpec, device):
+def validation_loss(
+    task: RegressionTask, module: nn.Module, val: dict[str, np.ndarray], batch_size: int, stats: NormStats, device
+) -> float:
     """Mean loss of the task over the validation rows (standardised targets), in eval mode."""
     module.eval()
     total, count = 0.0, 0
-    for start in range(0, len(val["target"]), spec.batch_size):
-        part = {k: torch.from_numpy(v[start : start + spec.batch_size]) for k, v in val.items()}
-        batch = _to_device(part, device, spec.stats.target_mean, spec.stats.target_std)
+    for start in range(0, len(val["target"]), batch_size):
+        part = {k: torch.from_numpy(v[start : start + batch_size]) for k, v in val.items()}
+        batch = _to_device(part, device, stats.target_mean, stats.target_std)
         out = module(batch["image"], batch["climate"])
         total += float(task.per_sample(out, batch["target"]).sum())
         count += batch["target"].shape[0]
@@ -112,62 +137,67 @@ def _agree(value: float, device: torch.device) -> float:
     return float(tensor.item())
 
 
-def _restore(spec: WorkerSpec, module, optimizer, scheduler) -> Progress:
+def _saved_state(spec: WorkerSpec) -> dict[str, Any] | None:
+    """The state of the last reported checkpoint (a restarted worker group), else of ``resume_from``, else None."""
     import ray.train
 
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            state = read_state(folder)
-    elif spec.resume_from:
-        state = read_state(spec.resume_from)
-    else:
-        return Progress()
-    module.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    progress = Progress(**state["progress"])
-    log.info("resumed at epoch %d, step %d", progress.epoch, progress.step)
-    return progress
-
-
-def _batches(spec: WorkerSpec) -> Iterator[dict[str, Any]]:
-    import ray.train
-
-    shard = ray.train.get_dataset_shard("train")
-    return iter(shard.iter_torch_batches(batch_size=spec.batch_size, collate_fn=torch_collate, prefetch_batches=2))
+            return read_state(folder)
+    if spec.resume_from:
+        return read_state(spec.resume_from)
+    return None
 
 
 def train_worker(spec: WorkerSpec) -> dict[str, float]:
-    """The Ray Train loop (``train_loop_per_worker``); returns the last epoch's metrics."""
+    """The Ray Train loop (``train_loop_per_worker``): every model in turn; returns the last model's last metrics."""
+
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    state = _saved_state(spec)
+    first = int(state["progress"].get("model", 0)) if state else 0
+    metrics: dict[str, float] = {}
+    for index in range(first, len(spec.models)):
+        metrics = _train_model(spec, index, state if index == first else None)
+    return metrics
+
+
+def _train_model(spec: WorkerSpec, index: int, state: dict[str, Any] | None) -> dict[str, float]:
+    """Train model `index` from scratch or from `state`; returns its last metrics and progress."""
+    import ray
     import ray.train
     import ray.train.torch
 
-    ctx = ray.train.get_context()
-    rank = ctx.get_world_rank()
-    if spec.threads:
-        torch.set_num_threads(spec.threads)
-    torch.manual_seed(spec.seed)
+    model_spec = spec.models[index]
+    rank = ray.train.get_context().get_world_rank()
+    torch.manual_seed(model_spec.seed)
     device = ray.train.torch.get_device()
     module = spec.task.build()
     model = ray.train.torch.prepare_model(module)
     optimizer = torch.optim.AdamW(spec.task.param_groups(module, spec.optim), weight_decay=spec.optim.weight_decay)
-    updates_per_epoch = max(1, spec.steps_per_epoch // spec.grad_accum_steps)
+    updates_per_epoch = max(1, model_spec.steps_per_epoch // spec.grad_accum_steps)
     scheduler = make_scheduler(optimizer, spec.optim, spec.epochs * updates_per_epoch, updates_per_epoch)
-    progress = _restore(spec, module, optimizer, scheduler)
-    tracker = spec.tracker if rank == 0 else None
-    val = None
-    if spec.val is not None:
-        val = ray.get(spec.val) if isinstance(spec.val, ray.ObjectRef) else spec.val
-    batches = _batches(spec)
+    progress = Progress(model=index)
+    if state is not None:
+        module.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        progress = Progress(**state["progress"])
+        log.info("resumed %s at epoch %d, step %d", model_spec.name, progress.epoch, progress.step)
+    tracker = model_spec.tracker if rank == 0 else None
+    val = ray.get(model_spec.val) if isinstance(model_spec.val, ray.ObjectRef) else model_spec.val
+    stats = model_spec.stats
     amp = spec.use_amp and device.type == "cuda"
+    score_name = spec.task.score
     metrics: dict[str, float] = {}
-    for epoch in range(progress.epoch, spec.epochs):
+    stopped = spec.patience is not None and progress.bad_epochs >= spec.patience
+    for epoch in range(progress.epoch, spec.epochs if not stopped else progress.epoch):
         model.train()
         losses, monitors = [], {}
-        for micro in range(spec.steps_per_epoch):
-            batch = _to_device(next(batches), device, spec.stats.target_mean, spec.stats.target_std)
-            last = (micro + 1) % spec.grad_accum_steps == 0 or micro + 1 == spec.steps_per_epoch
+        for micro, raw in enumerate(model_spec.feed.epoch(epoch, model_spec.steps_per_epoch)):
+            batch = _to_device(raw, device, stats.target_mean, stats.target_std)
+            last = (micro + 1) % spec.grad_accum_steps == 0 or micro + 1 == model_spec.steps_per_epoch
             sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
             with sync, torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 loss, extra = spec.task.loss(model, batch)
@@ -195,28 +225,34 @@ def train_worker(spec: WorkerSpec) -> dict[str, float]:
             **{k: float(np.mean(v)) for k, v in monitors.items()},
         }
         if val is not None:
-            metrics["val_loss"] = _agree(validation_loss(spec.task, module, val, spec, device), device)
-        score = metrics[spec.task.score]
+            metrics["val_loss"] = _agree(
+                validation_loss(spec.task, module, val, spec.batch_size, stats, device), device
+            )
+        score = metrics[score_name]
         if score < progress.best - spec.min_delta:
             progress.best, progress.bad_epochs = score, 0
         else:
             progress.bad_epochs += 1
-        metrics["best_" + spec.task.score] = progress.best
-        stop = spec.patience is not None and progress.bad_epochs >= spec.patience
+        metrics["best_" + score_name] = progress.best
+        stopped = spec.patience is not None and progress.bad_epochs >= spec.patience
+        if rank == 0:
+            folder = best_folder(spec.run_url, model_spec.name)
+            keep_if_best(module, progress, score, spec.keep_best, folder, model_spec.name)
         if tracker is not None:
             tracker.log_metrics(metrics, step=progress.epoch)
         with tempfile.TemporaryDirectory() as folder:
             checkpoint = None
             if rank == 0:
-                save_checkpoint(folder, module, optimizer, scheduler, progress, spec.stats, spec.job)
+                save_checkpoint(folder, module, optimizer, scheduler, progress, stats, model_spec.job)
                 checkpoint = ray.train.Checkpoint.from_directory(folder)
-            ray.train.report(metrics, checkpoint=checkpoint)
-        if stop:
+            ray.train.report({**metrics, "model": index}, checkpoint=checkpoint)
+        if stopped:
             log.info(
-                "early stop after epoch %d: no %s improvement for %d epochs",
+                "%s: early stop after epoch %d, no %s improvement for %d epochs",
+                model_spec.name,
                 epoch + 1,
-                spec.task.score,
+                score_name,
                 progress.bad_epochs,
             )
             break
-    return {**metrics, **{"progress." + k: v for k, v in asdict(progress).items()}}
+    return {**metrics, **{"progress." + k: v for k, v in asdict(progress).items() if k != "top"}}

@@ -2,7 +2,7 @@
 
 Unlabelled locations are drawn away from every labelled point, normalisation statistics are
 fitted on them (no label, no test row), and the recipe's SSL objective trains its encoders. The
-encoders of the best checkpoint are exported with the statistics to ``<output>`` for fine-tuning:
+encoders of the best epoch are exported with the statistics to ``<output>`` for fine-tuning:
 ``image_encoder.safetensors``, ``climate_encoder.safetensors``, ``normalisation.json``, ``recipe.yaml``.
 """
 
@@ -22,23 +22,26 @@ from soilnet.data.sampling import steps_per_epoch
 from soilnet.evaluation.spatial_folds import FoldConfig
 from soilnet.models.checkpoint import save_weights
 from soilnet.tracking.config import TrackingConfig
-from soilnet.tracking.runs import RunTracker
+from soilnet.training.best import best_folder, read_best
 from soilnet.training.config import PretrainConfig, TrainConfig
 from soilnet.training.inputs import (
     CubeInputs,
     Resume,
     fit_recipe,
     input_stats,
+    job_run,
     labelled_table,
     make_source,
     unlabelled_table,
 )
-from soilnet.training.loop import WorkerSpec
-from soilnet.training.state import read_state
+from soilnet.training.loop import ModelSpec, WorkerSpec
 from soilnet.training.tasks import CLIMATE_ENCODER_FILE, IMAGE_ENCODER_FILE, SSLTask
-from soilnet.training.trainer import best_checkpoint, fit
+from soilnet.training.trainer import fit
 
 log = logging.getLogger(__name__)
+
+#: The name of the pretraining model in the run's storage (its best weights: ``<run>/ssl/best``).
+MODEL_NAME = "ssl"
 
 
 @dataclass
@@ -49,13 +52,13 @@ class PretrainResult:
     encoders: str
     stats: NormStats
     metrics: dict[str, float]
-    checkpoint: str
+    best_weights: str
 
 
 def export_encoders(task: SSLTask, state: dict, stats: NormStats, url: str) -> str:
-    """Write the pretrained encoders, the statistics and the recipe under `url`."""
+    """Write the encoders of the SSL objective's state dict, the statistics and the recipe under `url`."""
     objective = task.build()
-    objective.load_state_dict(state["model"])
+    objective.load_state_dict(state)
     storage.makedirs(url)
     save_weights(objective.image_encoder, storage.join(url, IMAGE_ENCODER_FILE))
     if getattr(objective, "climate_encoder", None) is not None:
@@ -86,19 +89,13 @@ def run_pretrain(
     stats = input_stats(source, unlabelled, inputs, cfg.normalisation, stream.seed)
     scratch = tempfile.TemporaryDirectory()
     resume = Resume.fetch(resume_from, scratch) if resume_from else None
-    if resume is not None:
-        tracker = RunTracker(resume.job["tracking_uri"], resume.job["mlflow_run_id"])
-    else:
-        tracker = RunTracker.start(tracking, workspace, cfg.run_name, tags={"soilnet.job": "pretrain"})
-        tracker.log_params(
-            {
-                "pretrain": cfg.model_dump(mode="json"),
-                "train": train.model_dump(mode="json"),
-                "recipe": recipe.model_dump(mode="json"),
-                "n_unlabelled": len(unlabelled),
-            }
-        )
-    steps = cfg.steps_per_epoch or steps_per_epoch(len(unlabelled), train.num_workers, stream.batch_size)
+    params = {
+        "pretrain": cfg.model_dump(mode="json"),
+        "train": train.model_dump(mode="json"),
+        "recipe": recipe.model_dump(mode="json"),
+        "n_unlabelled": len(unlabelled),
+    }
+    tracker = job_run(resume, tracking, workspace, cfg.run_name, "pretrain", params)
     job = {
         "kind": "pretrain",
         "config": cfg.model_dump(mode="json"),
@@ -106,38 +103,47 @@ def run_pretrain(
         "tracking_uri": tracker.uri,
         "mlflow_run_id": tracker.run_id,
     }
+    feed, datasets = source.feed(unlabelled, range(cfg.epochs), train.num_workers, stats, MODEL_NAME)
+    model = ModelSpec(
+        name=MODEL_NAME,
+        feed=feed,
+        stats=stats,
+        steps_per_epoch=cfg.steps_per_epoch or steps_per_epoch(len(unlabelled), train.num_workers, stream.batch_size),
+        seed=train.seed,
+        tracker=tracker,
+        job=job,
+    )
+    run_url = storage.join(data.url("runs"), cfg.run_name)
     spec = WorkerSpec(
         task=task,
         optim=cfg.optim,
-        stats=stats,
+        models=[model],
+        run_url=run_url,
         epochs=cfg.epochs,
-        steps_per_epoch=steps,
         batch_size=stream.batch_size,
         grad_accum_steps=train.grad_accum_steps,
         use_amp=train.use_amp,
-        seed=train.seed,
         threads=train.threads_per_worker,
-        tracker=tracker,
+        keep_best=train.keep_checkpoints,
         resume_from=resume.folder if resume else None,
-        job=job,
         on_step=on_step,
     )
-    dataset = source.dataset(unlabelled, range(cfg.epochs), train.num_workers, stats)
     try:
-        result = fit(spec, {"train": dataset}, train, data.url("runs"), cfg.run_name)
+        result = fit(spec, datasets, train, data.url("runs"), cfg.run_name)
     except Exception:
         tracker.finish("FAILED")
         raise
     finally:
         scratch.cleanup()
-    checkpoint = best_checkpoint(result, task.score)
-    with checkpoint.as_directory() as folder:
-        state = read_state(folder)
-    output = cfg.output or storage.join(data.url("runs"), cfg.run_name, "encoders")
+    best = best_folder(run_url, MODEL_NAME)
+    state, entry = read_best(best)
+    output = cfg.output or storage.join(run_url, "encoders")
     export_encoders(task, state, stats, output)
     tracker.log_folder(output, "encoders")
     tracker.log_text(stats.model_dump_json(indent=2), "normalisation.json")
-    tracker.set_tags({"soilnet.encoders_url": output, "soilnet.checkpoint": checkpoint.path})
+    tracker.set_tags(
+        {"soilnet.encoders_url": output, "soilnet.best_weights": best, "soilnet.best_epoch": entry["epoch"]}
+    )
     tracker.finish()
     log.info("pretrained encoders written to %s", output)
-    return PretrainResult(tracker.run_id, output, stats, dict(result.metrics or {}), checkpoint.path)
+    return PretrainResult(tracker.run_id, output, stats, dict(result.metrics or {}), best)

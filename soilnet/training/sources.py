@@ -4,13 +4,15 @@ Both sources read a location table (`soilnet.data.locations` columns) and offer
 
 - ``read(table)``: decoded samples of the rows, in the driver (normalisation fitting, test
   predictions, baseline features);
-- ``dataset(table, epochs, world_size, stats)``: a Ray dataset of normalised batches for Ray
-  Train, every epoch ordered and padded by `soilnet.data.streaming.epoch_table`, so each worker
-  gets the same number of full batches (padding rows have ``valid = 0``).
+- ``feed(table, epochs, world_size, stats, name)``: the worker-side feed of normalised batches
+  for Ray Train (`soilnet.training.feeds`) and the Ray datasets it needs, every epoch ordered and
+  padded by `soilnet.data.streaming.epoch_table`, so each worker gets the same number of full
+  batches (padding rows have ``valid = 0``).
 
-`CubeSource` re-reads windows from the cubes each epoch (the streaming pipeline, for large
-tables). `CachedSource` reads each location once into the object store as raw int16 and cuts
-every epoch from memory (labelled points, SSL on a laptop), so K folds x E epochs cost one read.
+`CubeSource` re-reads windows from the cubes each epoch through a Ray dataset (the streaming
+pipeline, for large tables). `CachedSource` reads each location once into the object store as
+raw int16 and the workers cut every epoch from it (labelled points, SSL on a laptop), so K folds
+x E epochs cost one read and no reader actors.
 """
 
 from __future__ import annotations
@@ -23,16 +25,15 @@ import numpy as np
 import pandas as pd
 
 from soilnet.data.locations import COLUMNS
-from soilnet.data.normalisation import NormStats, normalise_batch
-from soilnet.data.raster_cube import decode, open_raster_cube
+from soilnet.data.normalisation import NormStats
+from soilnet.data.raster_cube import open_raster_cube
 from soilnet.data.stream_config import StreamConfig
-from soilnet.data.streaming import PASSTHROUGH, SampleReader, build_dataset, epoch_table
+from soilnet.data.streaming import SampleReader, build_dataset, epoch_table
+from soilnet.training.feeds import CacheFeed, DatasetFeed, cache_rows
 
 log = logging.getLogger(__name__)
 
 Batch = dict[str, np.ndarray]
-#: Bound on the number of blocks of an epoch table (each a whole number of reader batches).
-MAX_BLOCKS = 256
 
 
 def _columns(table: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -74,38 +75,11 @@ class CubeSource:
             table, self.raster_url, self.climate_url, self.cfg, epochs, world_size, output="normalised", stats=stats
         )
 
-
-class CachedRowReader:
-    """Ray Data actor: cuts normalised samples of location rows out of the cached raw arrays."""
-
-    def __init__(self, cache: list[Any], stats: dict[str, Any], mask_channel: bool) -> None:
-        import ray
-
-        self.cache = ray.get(cache[0])
-        self.index = pd.Index(self.cache["id"])
-        self.stats = NormStats.model_validate(stats)
-        self.mask_channel = mask_channel
-
-    def __call__(self, batch: Batch) -> Batch:
-        """Normalised samples of a batch of epoch-table rows."""
-        rows = self.index.get_indexer(np.asarray(batch["id"]).astype(str))
-        out = decoded_rows(self.cache, rows)
-        out.update({k: np.asarray(batch[k]) for k in PASSTHROUGH if k in batch})
-        out["target"] = np.asarray(batch["target"], dtype=np.float32)
-        return normalise_batch(out, self.stats, self.mask_channel)
-
-
-def decoded_rows(cache: dict[str, Any], rows: np.ndarray) -> Batch:
-    """Decoded samples of cache rows (image float32 with NaN for nodata)."""
-    image = decode(cache["image"][rows].swapaxes(0, 1), cache["scale"], cache["offset"], cache["nodata"])
-    return {
-        "image": image.swapaxes(0, 1),
-        "climate": cache["climate"][rows],
-        "target": cache["target"][rows],
-        "x": cache["x"][rows],
-        "y": cache["y"][rows],
-        "id": cache["id"][rows],
-    }
+    def feed(
+        self, table: pd.DataFrame, epochs: Sequence[int], world_size: int, stats: NormStats, name: str
+    ) -> tuple[DatasetFeed, dict[str, Any]]:
+        """The worker feed of `table`'s normalised batches for `epochs`: the shard of Ray dataset `name`."""
+        return DatasetFeed(name, self.cfg.batch_size), {name: self.dataset(table, epochs, world_size, stats)}
 
 
 class CachedSource:
@@ -144,27 +118,15 @@ class CachedSource:
 
     def read(self, table: pd.DataFrame | Batch) -> Batch:
         """Decoded samples of every row of `table` (a location table or its columns), in order."""
-        return decoded_rows(self.cache, self._rows(table))
+        return cache_rows(self.cache, self._rows(table))
 
-    def dataset(self, table: pd.DataFrame, epochs: Sequence[int], world_size: int, stats: NormStats) -> Any:
-        """Normalised batches of `table` for `epochs`, padded for `world_size` workers."""
-        import ray.data
-
+    def feed(
+        self, table: pd.DataFrame, epochs: Sequence[int], world_size: int, stats: NormStats, name: str
+    ) -> tuple[CacheFeed, dict[str, Any]]:
+        """The worker feed of `table`'s normalised batches for `epochs` (no Ray dataset: cut in the workers)."""
         self._rows(table)
         # Cached rows cost nothing to gather: a shard-grouped order buys nothing, shuffle globally.
         order = self.cfg.model_copy(update={"shuffle": "global"}) if self.cfg.shuffle == "shard" else self.cfg
         frame = epoch_table(table[list(COLUMNS)], order, epochs, world_size, None)
-        block = self.cfg.read_batch_size * max(1, -(-len(frame) // (self.cfg.read_batch_size * MAX_BLOCKS)))
-        ds = ray.data.from_pandas([frame.iloc[i : i + block] for i in range(0, len(frame), block)])
-        return ds.map_batches(
-            CachedRowReader,
-            fn_constructor_kwargs={
-                "cache": [self.ref],
-                "stats": stats.model_dump(),
-                "mask_channel": self.cfg.mask_channel,
-            },
-            batch_size=self.cfg.read_batch_size,
-            batch_format="numpy",
-            concurrency=self.cfg.reader_concurrency,
-            num_cpus=self.cfg.reader_cpus,
-        )
+        rows = pd.DataFrame({"row": self._rows(frame), "epoch": frame["epoch"], "valid": frame["valid"]})
+        return CacheFeed(self.ref, rows, stats, self.cfg.mask_channel, self.cfg.batch_size), {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,17 @@ JOB_FILE = "job.json"
 
 @dataclass
 class Progress:
-    """Where a run stands: finished epochs, optimiser steps, best validation score, patience used."""
+    """Where a run stands: the model in training, its finished epochs, optimiser steps, best scores, patience used.
 
+    ``top`` lists ``[score, epoch]`` of the epochs whose weights are kept (the best K, best first).
+    """
+
+    model: int = 0
     epoch: int = 0
     step: int = 0
     best: float = float("inf")
     bad_epochs: int = 0
+    top: list[list[float]] = field(default_factory=list)
 
 
 def save_checkpoint(

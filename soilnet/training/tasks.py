@@ -32,11 +32,17 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return (values * weights).sum() / weights.sum().clamp_min(1.0)
 
 
+def pretrained_encoders_url(url: str) -> str:
+    """The absolute URL of a pretraining output folder (workers run in another directory); checks it holds encoders."""
+    absolute = storage.resolve(url).url
+    if not storage.exists(storage.join(absolute, IMAGE_ENCODER_FILE)):
+        raise FileNotFoundError(f"{url}: no {IMAGE_ENCODER_FILE}; is it the output of soilnet pretrain?")
+    return absolute
+
+
 def load_pretrained_encoders(model: SoilNetModel, url: str) -> None:
     """Load encoders exported by pretraining (``image_encoder.safetensors``, ``climate_encoder...``)."""
-    image = storage.join(url, IMAGE_ENCODER_FILE)
-    if not storage.exists(image):
-        raise FileNotFoundError(f"{url}: no {IMAGE_ENCODER_FILE}; is it the output of soilnet pretrain?")
+    image = storage.join(pretrained_encoders_url(url), IMAGE_ENCODER_FILE)
     if model.image_encoder is None:
         raise ValueError("finetune.pretrained is set but the recipe's model has no image branch")
     load_weights(model.image_encoder, image)
@@ -61,7 +67,8 @@ class RegressionTask:
         if recipe.model.head.n_targets != 1:
             raise ValueError(f"recipe {recipe.name}: model.head.n_targets must be 1 for one target column")
         self.recipe, self.loss_name, self.huber_delta = recipe, loss, huber_delta
-        self.pretrained, self.freeze_backbone = pretrained, freeze_backbone
+        self.pretrained = pretrained_encoders_url(pretrained) if pretrained else None
+        self.freeze_backbone = freeze_backbone
 
     def build(self) -> SoilNetModel:
         """The recipe's model, with pretrained encoders loaded and the backbone frozen if asked."""

@@ -63,8 +63,9 @@ def storage_target(url: str) -> tuple[str, Any]:
 def fit(spec: WorkerSpec, datasets: dict[str, Any], cfg: TrainConfig, runs_url: str, name: str) -> Any:
     """Run `train_worker` with ``cfg.num_workers`` workers; returns the Ray Train ``Result``.
 
-    Checkpoints go to ``<runs_url>/<name>``; the best ``cfg.keep_checkpoints`` by the task's score
-    are kept, and a failed worker group restarts up to ``cfg.max_failures`` times.
+    Checkpoints go to ``<runs_url>/<name>`` (the latest is kept, to resume; every model's best
+    epochs are kept by the workers, `soilnet.training.best`), and a failed worker group restarts
+    up to ``cfg.max_failures`` times from the latest checkpoint.
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -83,27 +84,20 @@ def fit(spec: WorkerSpec, datasets: dict[str, Any], cfg: TrainConfig, runs_url: 
             name=name,
             storage_path=path,
             storage_filesystem=filesystem,
-            checkpoint_config=CheckpointConfig(
-                num_to_keep=cfg.keep_checkpoints,
-                checkpoint_score_attribute=spec.task.score,
-                checkpoint_score_order="min",
-            ),
+            checkpoint_config=CheckpointConfig(num_to_keep=1),
             failure_config=FailureConfig(max_failures=cfg.max_failures),
         ),
         datasets=datasets,
     )
-    log.info("Ray Train %s: %d workers, %d epochs x %d steps", name, cfg.num_workers, spec.epochs, spec.steps_per_epoch)
+    log.info(
+        "Ray Train %s: %d workers, %d model(s) x %d epochs x %s steps",
+        name,
+        cfg.num_workers,
+        len(spec.models),
+        spec.epochs,
+        "/".join(str(m.steps_per_epoch) for m in spec.models),
+    )
     result = trainer.fit()
     if result.error is not None:
         raise result.error
     return result
-
-
-def best_checkpoint(result: Any, score: str) -> Any:
-    """The kept checkpoint with the lowest `score` (the latest one when none reported it)."""
-    ranked = [(m.get(score, float("inf")), i, c) for i, (c, m) in enumerate(result.best_checkpoints or [])]
-    if not ranked:
-        if result.checkpoint is None:
-            raise RuntimeError(f"run {result.path} reported no checkpoint")
-        return result.checkpoint
-    return min(ranked, key=lambda t: (t[0], t[1]))[2]

@@ -18,18 +18,18 @@ from soilnet.training.sources import CachedSource
 @pytest.mark.slow
 def test_test_fold_ids_never_reach_training_or_normalisation(ray_local, tiny_demo, tiny_recipe, tmp_path, monkeypatch):
     seen: dict[str, list] = {"train": [], "norm": []}
-    dataset = CachedSource.dataset
+    feed = CachedSource.feed
     fit = inputs_module.fit_normalisation
 
-    def record_dataset(self, table, epochs, world_size, stats):
+    def record_feed(self, table, epochs, world_size, stats, name):
         seen["train"].append((set(table["id"]), stats))
-        return dataset(self, table, epochs, world_size, stats)
+        return feed(self, table, epochs, world_size, stats, name)
 
     def record_fit(table, read, *args, **kwargs):
         seen["norm"].append(set(table["id"]))
         return fit(table, read, *args, **kwargs)
 
-    monkeypatch.setattr(CachedSource, "dataset", record_dataset)
+    monkeypatch.setattr(CachedSource, "feed", record_feed)
     monkeypatch.setattr(inputs_module, "fit_normalisation", record_fit)
     stream = StreamConfig(batch_size=16, read_batch_size=32, buffer_px=2, n_unlabelled=64, reader_concurrency=1)
     cfg = FinetuneConfig(recipe=tiny_recipe, epochs=1, folds=FoldConfig(k=3), only_folds=[1, 2], stream=stream)

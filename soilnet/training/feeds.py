@@ -1,0 +1,124 @@
+"""Where a Ray Train worker takes its batches: a Ray dataset shard, or its slice of a sample cache.
+
+`DatasetFeed` iterates the worker's shard of a named Ray dataset (the streaming pipeline), one
+continuous stream over every epoch (the stream pads each epoch so all shards are even).
+`CacheFeed` cuts the worker's own slice of each epoch's rows out of a sample cache held in the
+object store (raw int16, read once by `CachedSource`) and normalises it in a background thread:
+cached folds start inside the worker, with no reader actors to launch per model. Both yield dicts
+of tensors (``image``, ``climate``, ``target``, ``valid``, ...), ``steps`` batches per epoch.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from soilnet.data.normalisation import NormStats, normalise_batch
+from soilnet.data.streaming import torch_collate
+
+Batch = dict[str, Any]
+
+
+class DatasetFeed:
+    """The worker's shard of the Ray dataset `name` passed to the trainer, as one stream over every epoch."""
+
+    def __init__(self, name: str, batch_size: int, prefetch: int = 2) -> None:
+        self.name, self.batch_size, self.prefetch = name, batch_size, prefetch
+        self._batches: Iterator[Batch] | None = None
+
+    def epoch(self, epoch: int, steps: int) -> Iterator[Batch]:
+        """The next `steps` batches of the stream (the epoch number is the stream's own order)."""
+        if self._batches is None:
+            import ray.train
+
+            shard = ray.train.get_dataset_shard(self.name)
+            self._batches = iter(
+                shard.iter_torch_batches(
+                    batch_size=self.batch_size, collate_fn=torch_collate, prefetch_batches=self.prefetch
+                )
+            )
+        for _ in range(steps):
+            yield next(self._batches)
+
+
+def cache_rows(cache: dict[str, Any], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Decoded samples of cache rows (image float32 with NaN for nodata)."""
+    from soilnet.data.raster_cube import decode
+
+    image = decode(cache["image"][rows].swapaxes(0, 1), cache["scale"], cache["offset"], cache["nodata"])
+    return {
+        "image": image.swapaxes(0, 1),
+        "climate": cache["climate"][rows],
+        "target": cache["target"][rows],
+        "x": cache["x"][rows],
+        "y": cache["y"][rows],
+        "id": cache["id"][rows],
+    }
+
+
+class CacheFeed:
+    """Each epoch's rows of an epoch table, cut from a cached sample set and normalised in the worker.
+
+    ``rows`` holds, per row of the epoch table (`soilnet.data.streaming.epoch_table`), the cache
+    row, its epoch and its ``valid`` weight; each epoch's length is a multiple of
+    ``world_size x batch_size``, and worker ``r`` takes the ``r``-th contiguous slice of it.
+    """
+
+    def __init__(
+        self, cache: Any, rows: pd.DataFrame, stats: NormStats, mask_channel: bool, batch_size: int, prefetch: int = 2
+    ) -> None:
+        self.cache, self.stats, self.mask_channel = cache, stats, mask_channel
+        self.batch_size, self.prefetch = batch_size, prefetch
+        self.rows = {int(e): part[["row", "valid"]].to_numpy() for e, part in rows.groupby("epoch", sort=True)}
+
+    def epoch(self, epoch: int, steps: int) -> Iterator[Batch]:
+        """`steps` normalised batches of this worker's slice of `epoch` (cycled if the slice is shorter)."""
+        import ray
+        import ray.train
+
+        context = ray.train.get_context()
+        rank, world = context.get_world_rank(), context.get_world_size()
+        if isinstance(self.cache, ray.ObjectRef):
+            self.cache = ray.get(self.cache)
+        if epoch not in self.rows:
+            raise ValueError(f"epoch {epoch} is not in the feed's epoch table (epochs {sorted(self.rows)})")
+        table = self.rows[epoch]
+        share = len(table) // world
+        mine = table[rank * share : (rank + 1) * share]
+        starts = [(i * self.batch_size) % max(len(mine), 1) for i in range(steps)]
+        return _prefetched((self._batch(mine[s : s + self.batch_size]) for s in starts), self.prefetch)
+
+    def _batch(self, part: np.ndarray) -> Batch:
+        sample = cache_rows(self.cache, part[:, 0].astype(np.int64))
+        sample["valid"] = part[:, 1].astype(np.float32)
+        batch = normalise_batch(sample, self.stats, self.mask_channel)
+        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items() if v.dtype.kind not in "OUS"}
+
+
+def _prefetched(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:
+    """Iterate `batches`, produced up to `depth` ahead in a background thread (numpy releases the GIL)."""
+    if depth < 1:
+        yield from batches
+        return
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                slots.put(batch)
+            slots.put(done)
+        except BaseException as error:  # handed to the consumer, raised there
+            slots.put(error)
+
+    threading.Thread(target=produce, daemon=True).start()
+    while (item := slots.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
