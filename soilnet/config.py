@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from soilnet import storage
 from soilnet.configbase import StrictModel
@@ -23,6 +23,7 @@ from soilnet.data.demo_region import DemoConfig
 from soilnet.data.earth_engine.config import AcquireConfig
 from soilnet.data.ingest.config import IngestConfig
 from soilnet.data.raster_cube import RasterLayout
+from soilnet.paths import confine_as_given
 from soilnet.tracking.config import TrackingConfig
 from soilnet.training.config import EvaluateConfig, FinetuneConfig, PretrainConfig, TrainConfig
 
@@ -41,6 +42,15 @@ class DataConfig(StrictModel):
     truth: str | None = Field(None, description="True target map, demo only (default: <root>/truth.zarr).")
     region: str | None = Field(None, description="Region GeoJSON URL (default: <root>/region.geojson).")
     runs: str | None = Field(None, description="Run outputs: checkpoints, maps (default: <root>/runs).")
+    write_roots: list[str] = Field(
+        [],
+        description="Roots the jobs may write under besides root (local folders or s3://bucket/prefix); every "
+        "output URL of a config (runs, encoders, bundle, ingest outputs) must lie under one of them.",
+    )
+
+    def writable(self, url: str, field: str) -> str:
+        """`url` normalised if under ``root`` or a ``write_roots`` entry, else a PathEscapeError naming `field`."""
+        return confine_as_given(url, [self.root, *self.write_roots], field)
 
     def url(self, part: str) -> str:
         """The URL of a part, explicit or derived from the workspace root."""
@@ -73,6 +83,19 @@ class SoilnetConfig(StrictModel):
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="File ingest of rasters, NetCDF, points.")
     acquire: AcquireConfig | None = Field(None, description="Earth Engine acquisition (region, year, ...).")
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Logging level.")
+
+    @model_validator(mode="after")
+    def _outputs_stay_under_roots(self) -> SoilnetConfig:
+        """The jobs' outputs (runs, encoders, bundle) lie under ``data.root`` or ``data.write_roots``."""
+        outputs = {
+            "data.runs": self.data.url("runs"),
+            "pretrain.output": self.pretrain.output,
+            "finetune.bundle": self.finetune.bundle,
+        }
+        for field, url in outputs.items():
+            if url:
+                self.data.writable(url, field)
+        return self
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -79,3 +79,11 @@ def confine(url: str | os.PathLike[str], roots: Sequence[str | os.PathLike[str]]
         if inside is not None:
             return inside
     raise PathEscapeError(f"{field}: {text!r} resolves outside the configured roots {allowed}")
+
+
+def confine_as_given(url: str | os.PathLike[str], roots: Sequence[str | os.PathLike[str]], field: str) -> str:
+    """`confine` for a URL used as written (a relative local path is taken from the working directory)."""
+    text = os.fspath(url)
+    if not storage.is_remote(text):
+        text = storage.resolve(text).url
+    return confine(text, roots, field)

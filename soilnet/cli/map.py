@@ -132,10 +132,14 @@ def features(
     """Feature-space maps of the region: K-means clusters and PCA-to-RGB of the encoder's embeddings."""
     from soilnet import storage
     from soilnet.mapping.features import embed_region, feature_maps, write_feature_maps
+    from soilnet.paths import confine_as_given
 
     setup_logging("INFO")
     cfg = _guard(load_map_config, config, set_)
     embeddings, valid = _guard(embed_region, cfg)
     maps = _guard(feature_maps, embeddings, valid, clusters)
-    written = write_feature_maps(maps, out or storage.join(cfg.out, "features"))
+    target = out or storage.join(cfg.out, "features")
+    if cfg.write_roots:
+        target = _guard(confine_as_given, target, cfg.write_roots, "--out")
+    written = write_feature_maps(maps, target)
     results.print(_table("feature-space maps", {Path(u).name: u for u in written}))

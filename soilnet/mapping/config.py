@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from soilnet.configbase import StrictModel
+from soilnet.paths import confine_as_given
 
 MLFLOW_ALIAS = re.compile(r"^models:/[^@/]+@[A-Za-z0-9_-]+$")
 
@@ -43,6 +44,11 @@ class MapConfig(StrictModel):
     climate: str = Field(..., min_length=1, description="Climate cube URL.")
     region: str | None = Field(None, description="Region GeoJSON (WGS84) URL; None maps the whole raster cube.")
     out: str = Field(..., min_length=1, description="Output folder URL: map.zarr, cog/, stac/, preview.png.")
+    write_roots: list[str] = Field(
+        [],
+        description="Roots the job may write under (local folders or s3://bucket/prefix); when given, out must lie "
+        "under one of them ('..' segments, other folders and other buckets are refused).",
+    )
     model: ModelSourceConfig = Field(..., description="The model to map with.")
     targets: list[str] = Field(
         ["soc_g_kg"], min_length=1, description="Layer name of each model output, units in the name."
@@ -100,4 +106,6 @@ class MapConfig(StrictModel):
             )
         if len(set(self.targets)) != len(self.targets):
             raise ValueError(f"targets has duplicates: {self.targets}")
+        if self.write_roots:
+            confine_as_given(self.out, self.write_roots, "out")
         return self

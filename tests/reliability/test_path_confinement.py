@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
+from soilnet.config import ConfigError, load_config
+from soilnet.mapping.config import MapConfig
 from soilnet.paths import PathEscapeError, confine
 
 
@@ -69,3 +72,44 @@ def test_several_roots_and_bad_roots(tmp_path):
         confine("a", [], "f")
     with pytest.raises(PathEscapeError, match="empty URL"):
         confine("", [tmp_path], "f")
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ("data.runs=/etc/soilnet", "data.runs"),
+        ("data.runs=demo/../../outside", "data.runs"),
+        ("pretrain.output=s3://other-bucket/encoders", "pretrain.output"),
+        ("finetune.bundle=../bundle", "finetune.bundle"),
+    ],
+)
+def test_job_configs_refuse_outputs_outside_the_workspace(override, field, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=rf"{re.escape(field)}: .* outside the configured roots"):
+        load_config(None, [override])
+
+
+def test_write_roots_admit_other_output_places(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shared = tmp_path / "shared"
+    cfg = load_config(None, [f"data.write_roots=[{shared}, s3://team/soilnet]", f"data.runs={shared}/runs",
+                             "finetune.bundle=s3://team/soilnet/bundle"])  # fmt: skip
+    assert cfg.data.url("runs") == f"{shared}/runs"
+    with pytest.raises(ConfigError, match=r"finetune\.bundle"):
+        load_config(None, ["data.write_roots=[s3://team/soilnet]", "finetune.bundle=s3://team/other/bundle"])
+
+
+def test_map_out_must_stay_under_its_write_roots(tmp_path):
+    fields = {
+        "raster": "r.zarr",
+        "climate": "c.zarr",
+        "model": {"bundle": "b"},
+        "climate_end": "2018-06",
+        "resolution_m": 240,
+    }
+    ok = MapConfig(**fields, out=str(tmp_path / "maps" / "eu"), write_roots=[str(tmp_path / "maps")])
+    assert ok.out.endswith("eu")
+    with pytest.raises(ValueError, match=r"out: .* outside the configured roots"):
+        MapConfig(**fields, out=str(tmp_path / "maps" / ".." / "etc"), write_roots=[str(tmp_path / "maps")])
+    with pytest.raises(ValueError, match=r"out: .* outside the configured roots"):
+        MapConfig(**fields, out="s3://maps-bucket/../other/eu", write_roots=["s3://maps-bucket/eu"])
