@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from soilnet.configbase import StrictModel
 
@@ -28,3 +28,43 @@ class TrackingConfig(StrictModel):
     promote_metric: Literal["rmse", "mae", "me", "r2", "ccc", "rpiq"] = Field(
         "rmse", description="Cross-validated metric (mean over folds) that decides promotion ('me': |bias|)."
     )
+    on_unavailable: Literal["spool", "fail"] = Field(
+        "spool",
+        description="When the tracking server cannot be reached. 'spool': wait up to start_timeout_s for it to "
+        "create a run; mid-run, keep training and append each tracking call to a local spool file that is "
+        "delivered (in order, with original steps and timestamps) as soon as the server answers again, at the "
+        "latest by finish or by `soilnet tracking flush`. 'fail': stop with an error naming the URI.",
+    )
+    start_timeout_s: float = Field(
+        120.0,
+        ge=0,
+        description="Seconds a job waits (retrying with backoff) for an unreachable server before it fails to "
+        "create its run ('spool' only: 'fail' tries once).",
+    )
+    finish_timeout_s: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds a finishing run waits (retrying) to deliver its spool before it leaves the spool "
+        "file for `soilnet tracking flush` ('spool' only).",
+    )
+    retry_s: float = Field(
+        1.0, gt=0, description="First pause between attempts while waiting for the server; doubles, up to 15 s."
+    )
+    request_timeout_s: int = Field(
+        10,
+        ge=1,
+        description="Timeout of one HTTP request to the tracking server; MLflow's own HTTP retries are off "
+        "during tracking calls, so a dead server costs at most this much per call.",
+    )
+    spool_dir: str | None = Field(
+        None,
+        description="Local folder of spool files (one per run and process: <run_id>.<pid>.jsonl); default "
+        "<workspace>/mlflow-spool for a local workspace, else <tmp>/soilnet-mlflow-spool.",
+    )
+
+    @field_validator("spool_dir")
+    @classmethod
+    def _local_spool(cls, value: str | None) -> str | None:
+        if value is not None and "://" in value:
+            raise ValueError(f"spool_dir must be a local folder (it is appended to line by line), not {value!r}")
+        return value

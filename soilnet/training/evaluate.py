@@ -102,4 +102,5 @@ def compare_with_baselines(
         for name, figure in figures.items():
             tracker.log_figure(figure, f"plots/{name}")
     log.info("comparison over %d folds:\n%s", len(np.unique(folds)), table)
+    tracker.flush()  # the run is already finished: deliver anything spooled during a tracking outage now
     return Comparison(per_fold, summary, table)

@@ -217,7 +217,7 @@ def fold_trackers(
                 f"this job trains folds {folds} (set finetune.only_folds to match)"
             )
         stored = resume.job["fold_runs"]
-        return {fold: RunTracker(parent.uri, stored[str(fold)]) for fold in folds}
+        return {fold: RunTracker.for_run(tracking, workspace, stored[str(fold)], parent.uri) for fold in folds}
     return {
         fold: RunTracker.start(
             tracking, workspace, f"{name}-fold{fold}", parent=parent, tags={"soilnet.fold": str(fold)}

@@ -123,7 +123,7 @@ def job_run(
 ) -> RunTracker:
     """The job's MLflow run: the run stored with a resumed checkpoint, else a new run with the job's parameters."""
     if resume is not None:
-        return RunTracker(resume.job["tracking_uri"], resume.job["mlflow_run_id"])
+        return RunTracker.for_run(tracking, workspace, resume.job["mlflow_run_id"], resume.job["tracking_uri"])
     tracker = RunTracker.start(tracking, workspace, run_name, tags={"soilnet.job": kind})
     tracker.log_params(params)
     if config_text:

@@ -192,7 +192,7 @@ def _train_model(spec: WorkerSpec, index: int, state: dict[str, Any] | None) -> 
     score_name = spec.task.score
     metrics: dict[str, float] = {}
     stopped = spec.patience is not None and progress.bad_epochs >= spec.patience
-    for epoch in range(progress.epoch, spec.epochs if not stopped else progress.epoch):
+    for epoch in range(progress.epoch, progress.epoch if stopped else spec.epochs):
         model.train()
         losses, monitors = [], {}
         for micro, raw in enumerate(model_spec.feed.epoch(epoch, model_spec.steps_per_epoch)):
@@ -255,4 +255,6 @@ def _train_model(spec: WorkerSpec, index: int, state: dict[str, Any] | None) -> 
                 progress.bad_epochs,
             )
             break
+    if tracker is not None:
+        tracker.flush()  # a spool left during a tracking outage lives on this node: deliver it before the model ends
     return {**metrics, **{"progress." + k: v for k, v in asdict(progress).items() if k != "top"}}

@@ -1,4 +1,4 @@
-"""Fault injectors for the reliability tests: a restartable S3 endpoint, a tiny tmpfs, the ingest input generators."""
+"""Fault injectors for the reliability tests: restartable S3 and MLflow servers, a tiny tmpfs, the ingest generators."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests.conftest import free_port
+from tests.tracking.mlflow_server import MlflowServer
 
 INGEST_FIXTURES = Path(__file__).resolve().parents[1] / "data" / "ingest" / "fixtures.py"
 FAKE_KEY_ID = "soilnet-test-key-id"
@@ -120,3 +123,16 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.fixture(scope="module")
+def restartable_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A dedicated MLflow server (SQLite file, local artifacts) that tests stop and restart on its port.
+
+    Tests leave it running; it is shared by the tests of one module (each uses its own experiment).
+    """
+    root = tmp_path_factory.mktemp("restartable-mlflow")
+    server = MlflowServer(root, free_port(), str(root / "artifacts"))
+    server.start()
+    yield server
+    server.stop()
