@@ -1,7 +1,7 @@
 """Tiled map inference against a naive per-pixel baseline, dense-mode FLOPs, and a Europe estimate.
 
 Generates a demo region on local disk (raster cube with 32 px inner chunks in 128 px shards),
-saves a tiny two-fold ViT ensemble as a model bundle, then:
+saves the tiny two-fold ViT ensemble of `soilnet.models.tiny` (width 32, depth 2) as a model bundle, then:
 
   - tiled: the map job in-process (one core, one torch thread) at 240 m: each tile read once with
     its halo, windows cut in memory;
@@ -32,7 +32,6 @@ from zarr.storage import LocalStore
 
 from soilnet.data.climate_cube import open_climate_cube
 from soilnet.data.demo_region import DemoConfig, generate_demo_region
-from soilnet.data.normalisation import NormStats
 from soilnet.data.raster_cube import RasterLayout, open_raster_cube
 from soilnet.mapping.config import MapConfig, ModelSourceConfig
 from soilnet.mapping.ensemble import Ensemble
@@ -40,29 +39,9 @@ from soilnet.mapping.job import prepare_map, run_map
 from soilnet.mapping.model_source import load_ensemble
 from soilnet.mapping.plan import flops_per_pixel
 from soilnet.mapping.stages import ReadStage, tile_row
-from soilnet.models.bundle import BundleMeta, save_bundle
-from soilnet.models.recipe import RecipeConfig, load_recipe
+from soilnet.models.recipe import load_recipe
+from soilnet.models.tiny import TINY_BANDS, TINY_VARIABLES, save_tiny_bundle, tiny_stats
 
-BANDS = ["SR_B4", "SR_B5", "ndvi", "elevation", "slope"]
-VARIABLES = ["pr", "tmmn", "tmmx"]
-TINY = {
-    "name": "map-bench",
-    "data": {"n_bands": 5, "patch_px": 32, "n_climate_vars": 3, "n_months": 12},
-    "model": {
-        "image": {
-            "arch": "vit",
-            "timm_name": "vit_tiny_patch16_224",
-            "img_size": 32,
-            "patch_size": 8,
-            "embed_dim": 32,
-            "depth": 2,
-            "num_heads": 2,
-        },
-        "climate": {"kind": "gru", "hidden_size": 16, "num_layers": 1, "pooling": "mean", "dropout": 0.0},
-        "branch_dim": 16,
-        "head": {"hidden": [16], "n_targets": 1, "uncertainty": True},
-    },
-}
 EUROPE_KM2 = 10e6
 GPU_TFLOPS = 20.0  # stated assumption: sustained fp32 TFLOP/s of one GPU on these models
 IMAGE_BYTES = {"n": 0}
@@ -81,33 +60,6 @@ def _count_image_reads() -> None:
     LocalStore.get = counting_get
 
 
-def _stats() -> NormStats:
-    return NormStats(
-        image_method="minmax",
-        bands=BANDS,
-        image_center=[0.0, 0.0, -1.0, 0.0, 0.0],
-        image_scale=[0.3, 0.5, 2.0, 800.0, 30.0],
-        variables=VARIABLES,
-        climate_mean=[60.0, 5.0, 15.0],
-        climate_std=[30.0, 8.0, 8.0],
-        target_mean=25.0,
-        target_std=10.0,
-        n_rows=100,
-    )
-
-
-def _bundle(folder: str) -> str:
-    recipe = RecipeConfig.model_validate(TINY)
-    models = []
-    for k in range(2):
-        torch.manual_seed(k)
-        models.append(recipe.build_model())
-    meta = BundleMeta(
-        targets=["soc_g_kg"], units=["g/kg"], bands=BANDS, climate_variables=VARIABLES, patch_px=32, months=12
-    )
-    return save_bundle(folder, recipe, models, _stats(), meta)
-
-
 def _cube_bytes(url: str) -> int:
     return sum(p.stat().st_size for p in Path(url, "bands").rglob("*") if p.is_file())
 
@@ -120,7 +72,7 @@ def _naive(cfg: MapConfig, model: Ensemble, n: int) -> tuple[float, int]:
     stride, patch = round(cfg.resolution_m / raster.grid.res), model.patch
     out_w = raster.grid.width // stride
     pixels = rng.integers(0, out_w, size=(n, 2))
-    idx, var_idx = raster.band_index(BANDS), [climate.variables.index(v) for v in VARIABLES]
+    idx, var_idx = raster.band_index(TINY_BANDS), [climate.variables.index(v) for v in TINY_VARIABLES]
     before, start = IMAGE_BYTES["n"], time.perf_counter()
     for r, c in pixels:
         row0, col0 = r * stride + stride // 2 - patch // 2, c * stride + stride // 2 - patch // 2
@@ -156,7 +108,7 @@ def main() -> None:
             os.path.join(tmp, "demo"),
             RasterLayout(inner_chunk=32, shard=128),
         )
-        source = ModelSourceConfig(bundle=_bundle(os.path.join(tmp, "bundle")))
+        source = ModelSourceConfig(bundle=save_tiny_bundle(os.path.join(tmp, "bundle"), width=32, depth=2))
         cfg = MapConfig(
             raster=demo.raster,
             climate=demo.climate,
@@ -185,7 +137,7 @@ def main() -> None:
         print(f"tiled read amplification (halo included): {amplification:.2f}; speed-up {rate / naive_rate:.1f}x")
         read_rate = _read_rate(cfg)
         real = load_recipe(Path(__file__).resolve().parents[1] / "jobs/configs/recipes/soilnet.yaml")
-        stats = _stats().model_copy(
+        stats = tiny_stats().model_copy(
             update={"bands": [f"b{i}" for i in range(14)], "image_center": [0.0] * 14, "image_scale": [1.0] * 14,
                     "variables": [f"v{i}" for i in range(14)], "climate_mean": [0.0] * 14, "climate_std": [1.0] * 14}
         )  # fmt: skip

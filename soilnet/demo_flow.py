@@ -42,6 +42,10 @@ def run_full_demo(cfg: SoilnetConfig) -> FullDemoReport:
     """Run every stage on the configured workspace; prints nothing (the CLI renders the report)."""
     timings: dict[str, float] = {}
     data_report = run_demo(cfg, overwrite=True)
+    runs = cfg.data.url("runs")
+    if storage.exists(runs):
+        log.info("removing the previous demo's runs at %s (the region was regenerated)", runs)
+        storage.remove(runs)
     timings.update({f"data.{k}": v for k, v in data_report.timings_s.items()})
     t0 = time.perf_counter()
     pre = run_pretrain(cfg.data, cfg.train, cfg.pretrain, cfg.tracking, target=cfg.finetune.target)

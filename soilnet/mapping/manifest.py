@@ -31,8 +31,9 @@ def markers_url(out: str) -> str:
 
 
 def write_marker(out: str, marker: TileMarker) -> None:
-    """Record a tile as done (call only after its data is written)."""
-    with storage.open_file(storage.join(markers_url(out), f"{marker.tile}.json"), "w") as f:
+    """Record a tile as done (call only after its data is written); a failed write is a `StorageError`."""
+    url = storage.join(markers_url(out), f"{marker.tile}.json")
+    with storage.writing(f"{url}: cannot mark tile {marker.tile} done"), storage.open_file(url, "w") as f:
         json.dump(asdict(marker), f, sort_keys=True)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -57,13 +57,14 @@ def layer_names(targets: Sequence[str]) -> list[str]:
 
 @dataclass
 class MapCube:
-    """An open map cube."""
+    """An open map cube; its layer arrays are opened once, so a tile write sends only the chunks."""
 
     url: str
     group: zarr.Group
     grid: Grid
     targets: list[str]
     settings: dict[str, Any]
+    arrays: dict[str, zarr.Array] = field(default_factory=dict, repr=False)
 
     @property
     def layers(self) -> list[str]:
@@ -73,7 +74,7 @@ class MapCube:
     @property
     def chunk_px(self) -> int:
         """Chunk side in pixels."""
-        return int(self.group[MISSING_LAYER].chunks[0])
+        return int(self.arrays[MISSING_LAYER].chunks[0])
 
     def write_tile(self, row0: int, col0: int, mean: np.ndarray, std: np.ndarray, missing: np.ndarray) -> None:
         """Write a tile's layers: mean and std (targets, h, w) float32, missing (h, w) uint8."""
@@ -87,10 +88,11 @@ class MapCube:
         if row0 % chunk or col0 % chunk:
             raise ValueError(f"{self.url}: tile at ({row0}, {col0}) is not aligned to the {chunk} px chunks")
         rows, cols = slice(row0, row0 + h), slice(col0, col0 + w)
-        for i, target in enumerate(self.targets):
-            self.group[target][rows, cols] = mean[i].astype(np.float32)
-            self.group[f"{target}_std"][rows, cols] = std[i].astype(np.float32)
-        self.group[MISSING_LAYER][rows, cols] = missing.astype(np.uint8)
+        with storage.writing(f"{self.url}: cannot write the tile at rows {row0}:{row0 + h}, cols {col0}:{col0 + w}"):
+            for i, target in enumerate(self.targets):
+                self.arrays[target][rows, cols] = mean[i].astype(np.float32)
+                self.arrays[f"{target}_std"][rows, cols] = std[i].astype(np.float32)
+            self.arrays[MISSING_LAYER][rows, cols] = missing.astype(np.uint8)
 
     def read(self, layer: str, row0: int = 0, col0: int = 0, height: int | None = None, width: int | None = None):
         """A window of one layer as a NumPy array (the whole layer by default)."""
@@ -98,7 +100,7 @@ class MapCube:
             raise ValueError(f"{self.url}: no layer {layer!r} (layers: {self.layers})")
         height = self.grid.height - row0 if height is None else height
         width = self.grid.width - col0 if width is None else width
-        return np.asarray(self.group[layer][row0 : row0 + height, col0 : col0 + width])
+        return np.asarray(self.arrays[layer][row0 : row0 + height, col0 : col0 + width])
 
 
 def _layer_attrs(name: str) -> tuple[str, Any, dict[str, Any]]:
@@ -144,10 +146,15 @@ def open_map_cube(url: str | os.PathLike[str], writable: bool = False) -> MapCub
         targets = [str(t) for t in meta["targets"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise CubeValidationError(f"{where}: map cube attributes 'grid'/'targets' invalid: {exc}") from exc
-    missing = [name for name in layer_names(targets) if name not in group]
+    arrays: dict[str, zarr.Array] = {}
+    for name in layer_names(targets):
+        node = group.get(name)
+        if isinstance(node, zarr.Array):
+            arrays[name] = node
+    missing = [name for name in layer_names(targets) if name not in arrays]
     if missing:
         raise CubeValidationError(f"{where}: map cube layers {missing} missing")
-    return MapCube(where, group, grid, targets, dict(meta.get("settings", {})))
+    return MapCube(where, group, grid, targets, dict(meta.get("settings", {})), arrays)
 
 
 def ensure_map_cube(

@@ -18,7 +18,7 @@ def decimated_layer(cube: MapCube, layer: str, max_px: int = 1000) -> np.ndarray
     if layer not in cube.layers:
         raise ValueError(f"{cube.url}: no layer {layer!r} (layers: {cube.layers})")
     step = max(1, math.ceil(max(cube.grid.height, cube.grid.width) / max_px))
-    return np.asarray(cube.group[layer][::step, ::step])
+    return np.asarray(cube.arrays[layer][::step, ::step])
 
 
 def save_png(fig: Figure, url: str | os.PathLike[str]) -> str:

@@ -50,7 +50,7 @@ from soilnet.training.inputs import (
 from soilnet.training.loop import ModelSpec, WorkerSpec
 from soilnet.training.sources import CachedSource, CubeSource
 from soilnet.training.tasks import RegressionTask
-from soilnet.training.trainer import fit
+from soilnet.training.trainer import fit, refuse_earlier_run
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,7 @@ def run_cross_validation(
     folds = cfg.only_folds or sorted(labelled["fold"].unique().tolist())
     base_stats = shared_input_stats(data, train, cfg, inputs, stream, labelled)
     source = make_source(train, inputs, stream, labelled)
+    refuse_earlier_run(data.url("runs"), cfg.run_name, resume_from)
     scratch = tempfile.TemporaryDirectory()
     resume = Resume.fetch(resume_from, scratch) if resume_from else None
     params = {

@@ -193,6 +193,9 @@ def _train_model(spec: WorkerSpec, index: int, state: dict[str, Any] | None) -> 
     metrics: dict[str, float] = {}
     stopped = spec.patience is not None and progress.bad_epochs >= spec.patience
     for epoch in range(progress.epoch, progress.epoch if stopped else spec.epochs):
+        # The epoch's random draws (SSL augmentations, dropout) depend on (seed, epoch) only: a resumed epoch
+        # draws what it would have drawn without the restart.
+        torch.manual_seed(int(np.random.SeedSequence([model_spec.seed, epoch]).generate_state(1)[0]))
         model.train()
         losses, monitors = [], {}
         for micro, raw in enumerate(model_spec.feed.epoch(epoch, model_spec.steps_per_epoch)):

@@ -36,7 +36,7 @@ from soilnet.training.inputs import (
 )
 from soilnet.training.loop import ModelSpec, WorkerSpec
 from soilnet.training.tasks import CLIMATE_ENCODER_FILE, IMAGE_ENCODER_FILE, SSLTask
-from soilnet.training.trainer import fit
+from soilnet.training.trainer import fit, refuse_earlier_run
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ def run_pretrain(
     unlabelled = unlabelled_table(inputs, stream, labelled)
     source = make_source(train, inputs, stream, unlabelled)
     stats = input_stats(source, unlabelled, inputs, cfg.normalisation, stream.seed)
+    refuse_earlier_run(data.url("runs"), cfg.run_name, resume_from)
     scratch = tempfile.TemporaryDirectory()
     resume = Resume.fetch(resume_from, scratch) if resume_from else None
     params = {

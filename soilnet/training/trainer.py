@@ -60,6 +60,24 @@ def storage_target(url: str) -> tuple[str, Any]:
     return loc.path, fs.S3FileSystem(**options)
 
 
+#: The file Ray Train keeps in a run folder to find its reported checkpoints again.
+SNAPSHOT_FILE = "checkpoint_manager_snapshot.json"
+
+
+def refuse_earlier_run(runs_url: str, name: str, resume_from: str | None) -> None:
+    """Fail if the run folder holds an earlier run's checkpoints and this job does not resume it.
+
+    Ray Train would silently continue from them: a finished earlier run (other data, other config)
+    would be taken for this job's result.
+    """
+    folder = storage.join(runs_url, name)
+    if resume_from is None and storage.exists(storage.join(folder, SNAPSHOT_FILE)):
+        raise FileExistsError(
+            f"{folder} already holds the checkpoints of an earlier run: resume it with --resume-from "
+            f"<one of its checkpoint_* folders>, give this run another run_name, or remove the folder"
+        )
+
+
 def fit(spec: WorkerSpec, datasets: dict[str, Any], cfg: TrainConfig, runs_url: str, name: str) -> Any:
     """Run `train_worker` with ``cfg.num_workers`` workers; returns the Ray Train ``Result``.
 

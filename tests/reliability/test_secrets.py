@@ -111,3 +111,72 @@ def test_a_run_with_known_credentials_leaks_them_nowhere(s3_bucket, monkeypatch)
         assert FAKE_SECRET not in text, f"the secret access key appears in the {where}"
     assert FAKE_KEY_ID not in stored, "the access key id is written into the outputs"
     assert credentials_in(logs + stored) == []
+
+
+def _object_text(url: str) -> str:
+    """Every object under a URL (map cube chunks and metadata, markers, COGs, STAC, preview) as text."""
+    loc = storage.resolve(url)
+    loc.fs.invalidate_cache()
+    return "\n".join(loc.fs.cat_file(path).decode("utf-8", "replace") for path in loc.fs.find(loc.path))
+
+
+def _run_text(client, run_id: str, where: Path) -> dict[str, str]:
+    """An MLflow run's parameters, tags, metric names and every artifact, as text by kind."""
+    run = client.get_run(run_id)
+    folder = client.download_artifacts(run_id, "", str(where))
+    files = [p for p in Path(folder).rglob("*") if p.is_file()]
+    return {
+        "params": json.dumps(run.data.params),
+        "tags": json.dumps(run.data.tags),
+        "metric names": json.dumps(sorted(run.data.metrics)),
+        "artifacts": "\n".join(p.read_bytes().decode("utf-8", "replace") for p in files),
+    }
+
+
+@pytest.mark.slow
+def test_a_tracked_map_run_writes_the_credentials_nowhere(s3_bucket, tiny_demo, tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from soilnet.config import SoilnetConfig, dump_config
+    from soilnet.mapping.config import MapConfig, ModelSourceConfig
+    from soilnet.mapping.job import run_map
+    from soilnet.mapping.outputs import export_outputs
+    from soilnet.models.tiny import save_tiny_bundle
+    from soilnet.tracking.config import TrackingConfig
+    from soilnet.tracking.runs import RunTracker
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
+    tracking = TrackingConfig(uri=f"sqlite:///{tmp_path / 'mlruns.db'}", experiment="secrets")
+    tracker = RunTracker.start(tracking, str(tmp_path), "map-secrets", tags={"soilnet.job": "map"})
+    out = f"{s3_bucket}/maps/secrets"
+    cfg = MapConfig(
+        raster=tiny_demo.raster,
+        climate=tiny_demo.climate,
+        region=tiny_demo.region,
+        out=out,
+        model=ModelSourceConfig(bundle=save_tiny_bundle(f"{s3_bucket}/bundle")),
+        climate_end="2018-06",
+        resolution_m=240,
+        tile_px=16,
+        chunk_px=16,
+        executor="local",
+        mlflow_run_id=tracker.run_id,
+        mlflow_tracking_uri=tracker.uri,
+    )
+    tracker.log_params({"map": cfg.model_dump(mode="json")})
+    tracker.log_text(dump_config(SoilnetConfig.model_validate({"tracking": tracking.model_dump()})), "config.yaml")
+    result = run_map(cfg)
+    outputs = export_outputs(cfg)
+    tracker.log_metrics({"map_tiles": result.tiles})
+    tracker.finish()
+
+    written = _run_text(MlflowClient(tracking_uri=tracker.uri), tracker.run_id, tmp_path / "artifacts")
+    written["map outputs on S3"] = _object_text(out)
+    assert "soilnet:layer" in written["map outputs on S3"] and '"input_hash"' in written["map outputs on S3"]
+    assert "map/soc_g_kg.tif" in {a.path for a in MlflowClient(tracking_uri=tracker.uri).list_artifacts(
+        tracker.run_id, "map")} and len(outputs.items) == 3  # fmt: skip
+    for where, text in written.items():
+        assert FAKE_SECRET not in text, f"the secret access key appears in the {where}"
+        assert FAKE_KEY_ID not in text, f"the access key id appears in the {where}"
+        assert credentials_in(text) == [], where
