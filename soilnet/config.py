@@ -24,6 +24,7 @@ from soilnet.data.earth_engine.config import AcquireConfig
 from soilnet.data.ingest.config import IngestConfig
 from soilnet.data.raster_cube import RasterLayout
 from soilnet.paths import confine_as_given
+from soilnet.redaction import redact_userinfo
 from soilnet.tracking.config import TrackingConfig
 from soilnet.training.config import EvaluateConfig, FinetuneConfig, PretrainConfig, TrainConfig
 
@@ -192,8 +193,8 @@ def load_section(path: str | os.PathLike[str], key: str, model: type[M], overrid
 
 
 def dump_config(cfg: SoilnetConfig) -> str:
-    """The effective configuration as YAML (what a run records)."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    """The effective configuration as YAML (what a run records), credentials in URLs masked."""
+    return redact_userinfo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "jobs" / "configs" / "demo.yaml"

@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from soilnet import storage
+from soilnet.redaction import redact_userinfo, usable_uri
 from soilnet.tracking.config import TrackingConfig
 from soilnet.tracking.outage import (
     TrackingUnavailableError,
@@ -77,7 +78,7 @@ def flatten_params(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         if isinstance(value, Mapping):
             flat.update(flatten_params(value, f"{name}."))
         else:
-            flat[name] = str(value)[:MAX_PARAM_LENGTH]
+            flat[name] = redact_userinfo(str(value))[:MAX_PARAM_LENGTH]
     return flat
 
 
@@ -113,6 +114,8 @@ class RunTracker:
 
     def __init__(self, uri: str, run_id: str, cfg: TrackingConfig | None = None, spool_dir: str | None = None) -> None:
         self.uri, self.run_id = uri, run_id
+        if redact_userinfo(uri) != uri:  # MLflow prints run URLs to stdout, credentials included
+            os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
         self.cfg = cfg if cfg is not None else TrackingConfig()
         self.spool_dir = spool_dir or spool_folder(self.cfg, None)
         self._spooling = False  # this process spools this run now (warned once per outage)
@@ -182,10 +185,10 @@ class RunTracker:
                 else "set tracking.on_unavailable: spool to wait for it up to tracking.start_timeout_s"
             )
             raise TrackingUnavailableError(
-                f"MLflow tracking server {uri} is unreachable: cannot create run {run_name!r} "
+                f"MLflow tracking server {redact_userinfo(uri)} is unreachable: cannot create run {run_name!r} "
                 f"(start it, or point tracking.uri / $MLFLOW_TRACKING_URI at a running one; {advice})"
             ) from exc
-        log.info("MLflow run %s (%s) in experiment %r at %s", run_name, run_id, cfg.experiment, uri)
+        log.info("MLflow run %s (%s) in experiment %r at %s", run_name, run_id, cfg.experiment, redact_userinfo(uri))
         return cls(uri, run_id, cfg, spool_folder(cfg, workspace))
 
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -204,12 +207,12 @@ class RunTracker:
             self._call({"op": "log_metrics", "metrics": values})
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        """Set run tags."""
-        self._call({"op": "set_tags", "tags": {key: str(value) for key, value in tags.items()}})
+        """Set run tags (credentials in URLs masked)."""
+        self._call({"op": "set_tags", "tags": {key: redact_userinfo(str(value)) for key, value in tags.items()}})
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        """Store a text artifact (configs, tables)."""
-        self._call({"op": "log_text", "text": text, "artifact_file": artifact_file})
+        """Store a text artifact (configs, tables; credentials in URLs masked)."""
+        self._call({"op": "log_text", "text": redact_userinfo(text), "artifact_file": artifact_file})
 
     def log_figure(self, figure: Any, artifact_file: str) -> None:
         """Store a matplotlib figure as an image artifact (format from the file suffix)."""
@@ -262,7 +265,7 @@ class RunTracker:
             log.error(
                 "MLflow tracking server %s still unreachable after %g s: %d tracking calls of run %s%s wait in %s. "
                 "Deliver them once the server is back with: soilnet tracking flush %s",
-                self.uri,
+                redact_userinfo(self.uri),
                 wait,
                 waiting,
                 self.run_id,
@@ -276,7 +279,7 @@ class RunTracker:
 
     def _record(self, call: dict[str, Any]) -> dict[str, Any]:
         """A tracking call as a spool record: the call plus run, URI and the time it was made."""
-        return {"run_id": self.run_id, "uri": self.uri, "time": int(time.time() * 1000), **call}
+        return {"run_id": self.run_id, "uri": redact_userinfo(self.uri), "time": int(time.time() * 1000), **call}
 
     def _call(self, call: dict[str, Any]) -> None:
         """Deliver this process's spool (if any) then `call`; spool it or fail if the server is unreachable."""
@@ -297,7 +300,7 @@ class RunTracker:
                 log.warning(
                     "MLflow tracking server %s unreachable: training goes on, run %s's tracking calls are spooled "
                     "to %s and delivered when the server answers again (%s)",
-                    self.uri,
+                    redact_userinfo(self.uri),
                     self.run_id,
                     spool.path,
                     exc,
@@ -306,7 +309,7 @@ class RunTracker:
         if delivered:
             log.info(
                 "MLflow tracking server %s is back: delivered %d spooled calls of run %s",
-                self.uri,
+                redact_userinfo(self.uri),
                 delivered,
                 self.run_id,
             )
@@ -315,7 +318,7 @@ class RunTracker:
     def _unreachable(self, op: str) -> TrackingUnavailableError:
         """The error of a call that found the server unreachable in 'fail' mode."""
         return TrackingUnavailableError(
-            f"MLflow tracking server {self.uri} is unreachable: {op} of run {self.run_id} failed "
+            f"MLflow tracking server {redact_userinfo(self.uri)} is unreachable: {op} of run {self.run_id} failed "
             "(tracking.on_unavailable is 'fail'; 'spool' keeps training and delivers the calls later)"
         )
 
@@ -361,7 +364,12 @@ def flush_spool(spool: Spool, cfg: TrackingConfig, uri: str | None = None) -> in
     records = spool.records()
     if not records:
         return spool.replay(lambda _: None)  # nothing left to send: remove the emptied file
-    target = uri or records[0]["uri"]
+    target = uri or usable_uri(records[0]["uri"]) or cfg.uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not target:
+        raise ValueError(
+            f"{spool.path}: its tracking URI was recorded without credentials ({records[0]['uri']}); "
+            "give the real one with --uri, tracking.uri or $MLFLOW_TRACKING_URI"
+        )
     tracker = RunTracker(target, records[0]["run_id"], cfg, str(spool.path.parent))
     try:
         with bounded_requests(cfg.request_timeout_s):
@@ -372,7 +380,8 @@ def flush_spool(spool: Spool, cfg: TrackingConfig, uri: str | None = None) -> in
         if not is_unavailable(exc):
             raise
         raise TrackingUnavailableError(
-            f"MLflow tracking server {target} is unreachable: {spool.path} keeps its {len(spool.records())} calls of "
+            f"MLflow tracking server {redact_userinfo(target)} is unreachable: {spool.path} keeps its "
+            f"{len(spool.records())} calls of "
             f"run {tracker.run_id}; flush again once the server is back"
         ) from exc
 

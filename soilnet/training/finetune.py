@@ -31,6 +31,7 @@ from soilnet.evaluation.metrics import METRIC_NAMES, per_fold_metrics, regressio
 from soilnet.evaluation.spatial_folds import fold_split
 from soilnet.models.bundle import BundleMeta, save_bundle
 from soilnet.models.recipe import RecipeConfig
+from soilnet.redaction import redact_userinfo
 from soilnet.tracking.config import TrackingConfig
 from soilnet.tracking.registry import BUNDLE_ARTIFACT, BUNDLE_URL_TAG, cv_metric_key
 from soilnet.tracking.runs import RunTracker
@@ -166,7 +167,7 @@ def run_cross_validation(
         "kind": "finetune",
         "config": cfg.model_dump(mode="json"),
         "recipe": recipe.model_dump(mode="json"),
-        "tracking_uri": parent.uri,
+        "tracking_uri": redact_userinfo(parent.uri),
         "mlflow_run_id": parent.run_id,
         "folds": folds,
         "fold_runs": {str(f): t.run_id for f, t in fold_runs.items()},

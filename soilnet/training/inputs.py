@@ -20,6 +20,7 @@ from soilnet.data.raster_cube import open_raster_cube
 from soilnet.data.stream_config import StreamConfig
 from soilnet.evaluation.spatial_folds import FoldConfig
 from soilnet.models.recipe import RecipeConfig, load_recipe
+from soilnet.redaction import usable_uri
 from soilnet.tracking.config import TrackingConfig
 from soilnet.tracking.runs import RunTracker
 from soilnet.training.config import TrainConfig
@@ -123,7 +124,9 @@ def job_run(
 ) -> RunTracker:
     """The job's MLflow run: the run stored with a resumed checkpoint, else a new run with the job's parameters."""
     if resume is not None:
-        return RunTracker.for_run(tracking, workspace, resume.job["mlflow_run_id"], resume.job["tracking_uri"])
+        return RunTracker.for_run(
+            tracking, workspace, resume.job["mlflow_run_id"], usable_uri(resume.job["tracking_uri"])
+        )
     tracker = RunTracker.start(tracking, workspace, run_name, tags={"soilnet.job": kind})
     tracker.log_params(params)
     if config_text:

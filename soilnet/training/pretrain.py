@@ -21,6 +21,7 @@ from soilnet.data.normalisation import NormStats, save_stats
 from soilnet.data.sampling import steps_per_epoch
 from soilnet.evaluation.spatial_folds import FoldConfig
 from soilnet.models.checkpoint import save_weights
+from soilnet.redaction import redact_userinfo
 from soilnet.tracking.config import TrackingConfig
 from soilnet.training.best import best_folder, read_best
 from soilnet.training.config import PretrainConfig, TrainConfig
@@ -101,7 +102,7 @@ def run_pretrain(
         "kind": "pretrain",
         "config": cfg.model_dump(mode="json"),
         "recipe": recipe.model_dump(mode="json"),
-        "tracking_uri": tracker.uri,
+        "tracking_uri": redact_userinfo(tracker.uri),
         "mlflow_run_id": tracker.run_id,
     }
     feed, datasets = source.feed(unlabelled, range(cfg.epochs), train.num_workers, stats, MODEL_NAME)
