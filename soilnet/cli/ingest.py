@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from soilnet.cli.main import configure, run_guarded
+
+if TYPE_CHECKING:
+    from soilnet.config import SoilnetConfig
+    from soilnet.data.ingest.config import ClimateIngestConfig, PointsIngestConfig, RasterIngestConfig
 
 app = typer.Typer(
     name="ingest",
@@ -24,12 +29,42 @@ SetOpt = Annotated[
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing cube or table (else resume).")]
 
+#: What an ingest reports: a title and its counts, one row each.
+Counts = tuple[str, dict[str, Any]]
+
+
+def _names(text: str | None) -> list[str] | None:
+    """A comma-separated option as a list of names (None when not given)."""
+    return text.split(",") if text else None
+
 
 def _print_counts(title: str, rows: dict[str, Any]) -> None:
     table = Table(title=title, show_header=False)
     for key, value in rows.items():
         table.add_row(key, str(value))
     console.print(table)
+
+
+def _run_ingest(
+    config: Path | None,
+    set_: list[str] | None,
+    section: str,
+    given: dict[str, Any],
+    work: Callable[[SoilnetConfig, Any], Counts],
+) -> None:
+    """Load the config, apply the options given on the command line to ``ingest.<section>``, run `work`
+    with the config and that section, and print the counts it returns; user errors exit with status 2."""
+
+    def body() -> None:
+        cfg = configure(config, set_)
+        section_cfg = getattr(cfg.ingest, section)
+        options = {k: v for k, v in given.items() if v}
+        if options:
+            section_cfg = section_cfg.model_validate({**section_cfg.model_dump(), **options})
+        title, rows = work(cfg, section_cfg)
+        _print_counts(title, rows)
+
+    run_guarded(body)
 
 
 @app.command("raster")
@@ -52,30 +87,23 @@ def raster(
     from soilnet.data.ingest.raster import grid_from_sources, ingest_rasters
     from soilnet.progress import progress
 
-    def body() -> None:
-        cfg = configure(config, set_)
-        rcfg = cfg.ingest.raster.model_copy()
-        if source_bands:
-            rcfg.source_bands = source_bands.split(",")
-        if landsat_c2:
-            rcfg.landsat_c2 = True
-        if resampling:
-            rcfg.resampling = resampling  # type: ignore[assignment]
+    def work(cfg: SoilnetConfig, rcfg: RasterIngestConfig) -> Counts:
         grid = grid_from_sources(files, rcfg.epsg, rcfg.resolution, rcfg.bounds)
         bar = iter(progress(range(sum(1 for _ in grid.tiles(cfg.raster_layout.shard))), desc="shards"))
         report = ingest_rasters(
             files, cube or cfg.data.url("raster"), grid, bands.split(","), rcfg, cfg.raster_layout,
             overwrite=overwrite, on_shard=lambda *_: next(bar, None),
         )  # fmt: skip
-        _print_counts(f"raster ingest -> {report.cube_url}", {
+        return f"raster ingest -> {report.cube_url}", {
             "input files": report.sources,
             "grid": f"{grid.width} x {grid.height} px, {grid.crs}, {grid.res:g} m",
             "shards written": report.shards_written,
             "shards without data": report.shards_empty,
             "shards skipped (already done)": report.shards_skipped,
-        })  # fmt: skip
+        }
 
-    run_guarded(body)
+    given = {"source_bands": _names(source_bands), "landsat_c2": landsat_c2, "resampling": resampling}
+    _run_ingest(config, set_, "raster", given, work)
 
 
 @app.command("climate")
@@ -92,21 +120,17 @@ def climate(
     """Ingest monthly NetCDF series (TerraClimate layout or multi-variable) into the climate cube."""
     from soilnet.data.ingest.climate import ingest_climate
 
-    def body() -> None:
-        cfg = configure(config, set_)
-        ccfg = cfg.ingest.climate.model_copy()
-        if variables:
-            ccfg.variables = variables.split(",")
+    def work(cfg: SoilnetConfig, ccfg: ClimateIngestConfig) -> Counts:
         report = ingest_climate(files, cube or cfg.data.url("climate"), ccfg, cfg.climate_layout, overwrite=overwrite)
-        _print_counts(f"climate ingest -> {report.cube_url}", {
+        return f"climate ingest -> {report.cube_url}", {
             "input files": report.files,
             "variables": ", ".join(report.variables),
             "months": f"{report.first_month} .. {report.last_month}",
             "blocks written": report.blocks_written,
             "blocks skipped (already done)": report.blocks_skipped,
-        })  # fmt: skip
+        }
 
-    run_guarded(body)
+    _run_ingest(config, set_, "climate", {"variables": _names(variables)}, work)
 
 
 @app.command("points")
@@ -128,11 +152,7 @@ def points(
     from soilnet.data.ingest.points import ingest_points
     from soilnet.data.raster_cube import open_raster_cube
 
-    def body() -> None:
-        cfg = configure(config, set_)
-        pcfg = cfg.ingest.points
-        if fmt:
-            pcfg = pcfg.model_validate({**pcfg.model_dump(), "format": fmt})
+    def work(cfg: SoilnetConfig, pcfg: PointsIngestConfig) -> Counts:
         grid = open_raster_cube(cube).grid if cube else None
         if grid is not None and grid.epsg != pcfg.epsg:
             pcfg = pcfg.model_copy(update={"epsg": grid.epsg})
@@ -140,6 +160,6 @@ def points(
         rows: dict[str, Any] = {"rows read": report.rows, "kept": report.kept}
         rows.update({f"rejected: {reason}": n for reason, n in sorted(report.rejected.items())})
         rows["table"], rows["rejects"] = report.output, report.rejects
-        _print_counts(f"points ingest ({pcfg.format})", rows)
+        return f"points ingest ({pcfg.format})", rows
 
-    run_guarded(body)
+    _run_ingest(config, set_, "points", {"format": fmt}, work)

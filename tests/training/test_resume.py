@@ -2,54 +2,30 @@
 
 from __future__ import annotations
 
-import functools
-import os
-import signal
-import time
+import importlib.util
 from pathlib import Path
 
-import cloudpickle
 import pytest
 
-from soilnet.config import DataConfig
-from soilnet.data.stream_config import StreamConfig
-from soilnet.tracking.config import TrackingConfig
-from soilnet.training.config import PretrainConfig, TrainConfig
+from soilnet.training.config import TrainConfig
 from soilnet.training.pretrain import run_pretrain
 
-
-def kill_once(marker: str, at_step: int, rank: int, step: int) -> None:
-    """SIGKILL the rank-1 worker at `at_step`, the first time only (the marker file remembers).
-
-    It waits a few seconds first, so the controller has registered the checkpoints reported before.
-    """
-    if rank == 1 and step == at_step and not os.path.exists(marker):
-        Path(marker).touch()
-        time.sleep(5)
-        os.kill(os.getpid(), signal.SIGKILL)
-
+KILLS = Path(__file__).resolve().parents[1] / "reliability" / "worker_kills.py"
+spec = importlib.util.spec_from_file_location("soilnet_tests_worker_kills", KILLS)
+worker_kills = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+spec.loader.exec_module(worker_kills)  # type: ignore[union-attr]
 
 pytestmark = pytest.mark.slow
 
 
 def test_killed_worker_resumes_from_checkpoint_with_the_right_step_count(ray_local, tiny_demo, tiny_recipe, tmp_path):
-    import sys
-
     from mlflow import MlflowClient
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    marker = str(tmp_path / "killed")
-    data = DataConfig(root=tiny_demo.root, runs=str(tmp_path / "runs"))
-    stream = StreamConfig(
-        batch_size=8, read_batch_size=16, buffer_px=2, n_unlabelled=48, reader_concurrency=1, shuffle="shard"
-    )
-    cfg = PretrainConfig(recipe=tiny_recipe, epochs=3, steps_per_epoch=2, stream=stream)
-    tracking = TrackingConfig(uri=f"sqlite:///{tmp_path / 'mlruns.db'}", experiment="resume")
-    result = run_pretrain(
-        data, TrainConfig(num_workers=2, max_failures=1), cfg, tracking, on_step=functools.partial(kill_once, marker, 5)
-    )
+    data, cfg, tracking = worker_kills.tiny_pretrain(tiny_demo.root, tiny_recipe, tmp_path, "resume")
+    kill = worker_kills.killer(tmp_path, 5)
+    result = run_pretrain(data, TrainConfig(num_workers=2, max_failures=1), cfg, tracking, on_step=kill)
 
-    assert os.path.exists(marker)  # the kill really happened
+    assert worker_kills.kills(tmp_path) == [5]  # the kill really happened
     assert result.metrics["step"] == 6 and result.metrics["epoch"] == 3
     client = MlflowClient(tracking_uri=tracking.uri)
     experiment = client.get_experiment_by_name("resume")
