@@ -88,10 +88,11 @@ def raster(
     from soilnet.progress import progress
 
     def work(cfg: SoilnetConfig, rcfg: RasterIngestConfig) -> Counts:
+        target = cfg.data.writable(cube or cfg.data.url("raster"), "--cube / data.raster")
         grid = grid_from_sources(files, rcfg.epsg, rcfg.resolution, rcfg.bounds)
         bar = iter(progress(range(sum(1 for _ in grid.tiles(cfg.raster_layout.shard))), desc="shards"))
         report = ingest_rasters(
-            files, cube or cfg.data.url("raster"), grid, bands.split(","), rcfg, cfg.raster_layout,
+            files, target, grid, bands.split(","), rcfg, cfg.raster_layout,
             overwrite=overwrite, on_shard=lambda *_: next(bar, None),
         )  # fmt: skip
         return f"raster ingest -> {report.cube_url}", {
@@ -121,7 +122,13 @@ def climate(
     from soilnet.data.ingest.climate import ingest_climate
 
     def work(cfg: SoilnetConfig, ccfg: ClimateIngestConfig) -> Counts:
-        report = ingest_climate(files, cube or cfg.data.url("climate"), ccfg, cfg.climate_layout, overwrite=overwrite)
+        report = ingest_climate(
+            files,
+            cfg.data.writable(cube or cfg.data.url("climate"), "--cube / data.climate"),
+            ccfg,
+            cfg.climate_layout,
+            overwrite=overwrite,
+        )
         return f"climate ingest -> {report.cube_url}", {
             "input files": report.files,
             "variables": ", ".join(report.variables),
@@ -156,7 +163,13 @@ def points(
         grid = open_raster_cube(cube).grid if cube else None
         if grid is not None and grid.epsg != pcfg.epsg:
             pcfg = pcfg.model_copy(update={"epsg": grid.epsg})
-        report = ingest_points(file, out or cfg.data.url("points"), pcfg, grid=grid, overwrite=overwrite)
+        report = ingest_points(
+            file,
+            cfg.data.writable(out or cfg.data.url("points"), "--out / data.points"),
+            pcfg,
+            grid=grid,
+            overwrite=overwrite,
+        )
         rows: dict[str, Any] = {"rows read": report.rows, "kept": report.kept}
         rows.update({f"rejected: {reason}": n for reason, n in sorted(report.rejected.items())})
         rows["table"], rows["rejects"] = report.output, report.rejects

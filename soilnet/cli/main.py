@@ -19,6 +19,7 @@ from soilnet.data.points import PointsTableError, read_points
 from soilnet.data.raster_cube import validate_raster_cube
 from soilnet.data.zarr_group import CubeExistsError, CubeValidationError
 from soilnet.logs import setup_logging
+from soilnet.paths import PathEscapeError
 from soilnet.storage import StorageError
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError,
     CubeValidationError,
     CubeExistsError,
+    PathEscapeError,
     PointsTableError,
     StorageError,
     OSError,  # a missing file, a full disk, a refused permission: FileNotFoundError and kin
