@@ -168,6 +168,7 @@ def _train_model(spec: WorkerSpec, index: int, state: dict[str, Any] | None) -> 
     import ray
     import ray.train
     import ray.train.torch
+    from ray.train import CheckpointUploadMode
 
     model_spec = spec.models[index]
     rank = ray.train.get_context().get_world_rank()
@@ -243,12 +244,14 @@ def _train_model(spec: WorkerSpec, index: int, state: dict[str, Any] | None) -> 
             keep_if_best(module, progress, score, spec.keep_best, folder, model_spec.name)
         if tracker is not None:
             tracker.log_metrics(metrics, step=progress.epoch)
-        with tempfile.TemporaryDirectory() as folder:
-            checkpoint = None
-            if rank == 0:
-                save_checkpoint(folder, module, optimizer, scheduler, progress, stats, model_spec.job)
-                checkpoint = ray.train.Checkpoint.from_directory(folder)
-            ray.train.report({**metrics, "model": index}, checkpoint=checkpoint)
+        checkpoint = None
+        if rank == 0:  # uploaded in the background (Ray deletes the local folder after the upload)
+            folder = tempfile.mkdtemp(prefix="soilnet-checkpoint-")
+            save_checkpoint(folder, module, optimizer, scheduler, progress, stats, model_spec.job)
+            checkpoint = ray.train.Checkpoint.from_directory(folder)
+        ray.train.report(
+            {**metrics, "model": index}, checkpoint=checkpoint, checkpoint_upload_mode=CheckpointUploadMode.ASYNC
+        )
         if stopped:
             log.info(
                 "%s: early stop after epoch %d, no %s improvement for %d epochs",
