@@ -119,7 +119,8 @@ def main() -> None:
         first = normalise_batch(source.read(table.iloc[: stream.batch_size]), stats, stream.mask_channel)
         batch = {k: torch.from_numpy(first[k]) for k in ("image", "climate", "target")}
         task = RegressionTask(recipe, "mse", 1.0, None, False)
-        model = ModelSpec("end_to_end", DatasetFeed("train", stream.batch_size), stats, 2 * steps + 1)
+        val = {k: first[k] for k in ("image", "climate", "target")}  # the spec needs validation rows; unused here
+        model = ModelSpec("end_to_end", DatasetFeed("train", stream.batch_size), stats, 2 * steps + 1, val=val)
         trainer = PlainTrainer(WorkerSpec(task, OptimConfig(), [model], "", 1, stream.batch_size))
         shapes = f"image {tuple(batch['image'].shape)}, climate {tuple(batch['climate'].shape)}"
         print(f"soilnet recipe, {shapes}, {torch.get_num_threads()} torch threads, {steps} streamed steps")
