@@ -83,6 +83,8 @@ def start_s3() -> Any:
         AWS_REGION="us-east-1",
     )
     boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_bucket(Bucket="bench")
+    # s3fs sessions still open at interpreter exit are reported by asyncio after the figure line
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     return server
 
 
