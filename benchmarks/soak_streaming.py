@@ -96,10 +96,12 @@ def soak(root: str, seconds: float, size_km: float, n_locations: int) -> list[di
     DataContext.get_current().enable_progress_bars = False
     samples: list[dict[str, float]] = []
     steps = -(-len(locations) // cfg.batch_size)  # batches of one epoch (the last one padded)
+    batches = None
     try:
         ds = build_dataset(locations, paths.raster, paths.climate, cfg, epochs=range(MAX_EPOCHS), output="decoded")
         start, seen = time.perf_counter(), 0
-        for step, batch in enumerate(ds.iter_torch_batches(batch_size=cfg.batch_size, collate_fn=torch_collate), 1):
+        batches = iter(ds.iter_torch_batches(batch_size=cfg.batch_size, collate_fn=torch_collate))
+        for step, batch in enumerate(batches, 1):
             seen += len(batch["id"])
             if step % steps:
                 continue
@@ -116,6 +118,8 @@ def soak(root: str, seconds: float, size_km: float, n_locations: int) -> list[di
             if enough or sample["seconds"] > 4 * seconds:
                 break
     finally:
+        if batches is not None:
+            batches.close()  # stop the prefetching threads before Ray goes away (the soak breaks off mid-stream)
         ray.shutdown()
     return samples
 
