@@ -145,6 +145,7 @@ def run_cross_validation(
     config_text: str | None = None,
 ) -> CrossValidation:
     """Train one model per spatial fold in one worker group, score the test folds, write the bundle, track it all."""
+    refuse_earlier_run(data.url("runs"), cfg.run_name, resume_from)  # before any sample is read
     inputs = CubeInputs.open(data)
     recipe, stream = fit_recipe(cfg.recipe, inputs, cfg.stream)
     task = RegressionTask(recipe, cfg.loss, cfg.huber_delta, cfg.pretrained, cfg.freeze_backbone)
@@ -152,7 +153,6 @@ def run_cross_validation(
     folds = cfg.only_folds or sorted(labelled["fold"].unique().tolist())
     base_stats = shared_input_stats(data, train, cfg, inputs, stream, labelled)
     source = make_source(train, inputs, stream, labelled)
-    refuse_earlier_run(data.url("runs"), cfg.run_name, resume_from)
     scratch = tempfile.TemporaryDirectory()
     resume = Resume.fetch(resume_from, scratch) if resume_from else None
     params = {

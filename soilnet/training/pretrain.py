@@ -81,6 +81,7 @@ def run_pretrain(
 ) -> PretrainResult:
     """Pretrain the recipe's encoders; resumes the checkpoint (and MLflow run) of `resume_from` if given."""
     workspace = data.root
+    refuse_earlier_run(data.url("runs"), cfg.run_name, resume_from)  # before any sample is read
     inputs = CubeInputs.open(data)
     recipe, stream = fit_recipe(cfg.recipe, inputs, cfg.stream)
     task = SSLTask(recipe)
@@ -88,7 +89,6 @@ def run_pretrain(
     unlabelled = unlabelled_table(inputs, stream, labelled)
     source = make_source(train, inputs, stream, unlabelled)
     stats = input_stats(source, unlabelled, inputs, cfg.normalisation, stream.seed)
-    refuse_earlier_run(data.url("runs"), cfg.run_name, resume_from)
     scratch = tempfile.TemporaryDirectory()
     resume = Resume.fetch(resume_from, scratch) if resume_from else None
     params = {

@@ -17,3 +17,22 @@ def test_an_earlier_runs_checkpoints_are_refused_unless_resuming(tmp_path):
         refuse_earlier_run(str(tmp_path), "finetune", None)
     refuse_earlier_run(str(tmp_path), "finetune", str(tmp_path / "finetune" / "checkpoint_x"))
     refuse_earlier_run(str(tmp_path), "other-name", None)
+
+
+def test_jobs_refuse_an_earlier_run_before_reading_any_sample(tmp_path):
+    from soilnet.config import DataConfig
+    from soilnet.tracking.config import TrackingConfig
+    from soilnet.training.config import FinetuneConfig, PretrainConfig, TrainConfig
+    from soilnet.training.finetune import run_cross_validation
+    from soilnet.training.pretrain import run_pretrain
+
+    data = DataConfig(root=str(tmp_path / "no-cubes-here"), runs=str(tmp_path / "runs"))
+    for name in ("pretrain", "finetune"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / SNAPSHOT_FILE).write_text("{}")
+    tracking = TrackingConfig(uri=f"sqlite:///{tmp_path / 'mlruns.db'}")
+    # the workspace has no cubes: reaching them would be a different error
+    with pytest.raises(FileExistsError, match=r"runs/pretrain already holds"):
+        run_pretrain(data, TrainConfig(), PretrainConfig(), tracking)
+    with pytest.raises(FileExistsError, match=r"runs/finetune already holds"):
+        run_cross_validation(data, TrainConfig(), FinetuneConfig(), tracking)
