@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from soilnet.configbase import StrictModel
 from soilnet.paths import confine_as_given
+
+if TYPE_CHECKING:
+    from soilnet.data.climate_cube import ClimateCube
 
 MLFLOW_ALIAS = re.compile(r"^models:/[^@/]+@[A-Za-z0-9_-]+$")
 
@@ -54,7 +57,10 @@ class MapConfig(StrictModel):
         ["soc_g_kg"], min_length=1, description="Layer name of each model output, units in the name."
     )
     climate_end: str = Field(
-        ..., pattern=r"^\d{4}-\d{2}$", description="Month (YYYY-MM) the climate series end at (the map's date)."
+        ...,
+        pattern=r"^(\d{4}-\d{2}|latest)$",
+        description="Month (YYYY-MM) the climate series end at (the map's date); 'latest': the newest month of "
+        "the climate cube, resolved when the job starts.",
     )
     resolution_m: float = Field(
         ..., gt=0, description="Output pixel size in metres; a whole multiple of the raster cube's pixel size."
@@ -109,3 +115,17 @@ class MapConfig(StrictModel):
         if self.write_roots:
             confine_as_given(self.out, self.write_roots, "out")
         return self
+
+
+def resolve_climate_end(cfg: MapConfig, climate: ClimateCube | None = None) -> MapConfig:
+    """``cfg`` with ``climate_end: latest`` replaced by the newest month of its climate cube (``climate`` if open).
+
+    A climate cube opens read-only only once complete, so its newest month is a complete month.
+    """
+    if cfg.climate_end != "latest":
+        return cfg
+    if climate is None:
+        from soilnet.data.climate_cube import open_climate_cube
+
+        climate = open_climate_cube(cfg.climate)
+    return cfg.model_copy(update={"climate_end": str(climate.times[-1].astype("datetime64[M]"))})

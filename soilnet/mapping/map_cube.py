@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 KIND = "map_cube"
 MISSING_LAYER = "input_missing"
 MISSING_NODATA = 255
+#: Settings a nightly run moves forward in an existing cube (tiles it changes are recomputed: model hash).
+DATED_SETTINGS = ("climate_end",)
 
 
 #: Units of a target read from the end of its name (``soc_g_kg`` is in g/kg); otherwise dimensionless.
@@ -175,12 +177,17 @@ def ensure_map_cube(
         cube = open_map_cube(where, writable=True)
         wanted = {"grid": grid.to_attrs(), "targets": list(targets), "chunk_px": chunk_px, **dict(settings)}
         found = {"grid": cube.grid.to_attrs(), "targets": cube.targets, "chunk_px": cube.chunk_px, **cube.settings}
-        differ = sorted(k for k in wanted.keys() | found.keys() if wanted.get(k) != found.get(k))
+        differ = sorted(
+            k for k in wanted.keys() | found.keys() if k not in DATED_SETTINGS and wanted.get(k) != found.get(k)
+        )
         if differ:
             raise CubeValidationError(
                 f"{where}: existing map cube was made with other settings ({', '.join(differ)}); "
                 "use --overwrite to replace it"
             )
+        if any(cube.settings.get(k) != settings.get(k) for k in DATED_SETTINGS):
+            cube.settings = {**cube.settings, **{k: settings.get(k) for k in DATED_SETTINGS}}
+            cube.group.attrs["settings"] = cube.settings
         mark_complete(cube.group, False)
         return cube
     return create_map_cube(where, grid, targets, chunk_px, settings)

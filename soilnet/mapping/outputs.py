@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from soilnet import storage
 from soilnet.mapping.cog import CogInfo, export_cog
-from soilnet.mapping.config import MapConfig
+from soilnet.mapping.config import MapConfig, resolve_climate_end
 from soilnet.mapping.job import map_cube_url
 from soilnet.mapping.map_cube import MISSING_LAYER, open_map_cube
 from soilnet.mapping.preview import layer_preview
@@ -52,6 +52,7 @@ def log_to_mlflow(run_id: str, urls: list[str], tracking_uri: str | None = None)
 
 def export_outputs(cfg: MapConfig) -> MapOutputs:
     """Publish the map cube under ``cfg.out``: COGs, STAC items, preview (and MLflow artifacts)."""
+    cfg = resolve_climate_end(cfg)
     cube = open_map_cube(map_cube_url(cfg.out))
     out = MapOutputs(preview=layer_preview(cube, cube.targets[0], storage.join(cfg.out, "preview.png")))
     map_id = f"soilnet-map-{cfg.climate_end}-{cube.grid.res:g}m"

@@ -116,6 +116,16 @@ imagePullSecrets:
   value: {{ . | quote }}
 {{- end }}
 {{- include "soilnet.objectStoreEnv" . }}
+{{- with .Values.nightly.webhookSecret }}
+{{- if .name }}
+- name: SOILNET_NIGHTLY_WEBHOOK_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .key }}
+      optional: true
+{{- end }}
+{{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
@@ -218,6 +228,19 @@ workerGroupSpecs:
 {{/* Name of the chart's RayCluster. */}}
 {{- define "soilnet.rayClusterName" -}}
 {{- printf "%s-ray" (include "soilnet.fullname" .) -}}
+{{- end -}}
+
+{{/*
+Refuse to run a job that has no configuration. Arguments: dict with "root", "job" (a key of .Values.jobs)
+and "why" (what would run it). An empty config means "not configured": soilnet would refuse it at start.
+*/}}
+{{- define "soilnet.requireJobConfig" -}}
+{{- if not (hasKey .root.Values.jobs .job) -}}
+{{- fail (printf "%s: %q is not a key of jobs" .why .job) -}}
+{{- end -}}
+{{- if empty (index .root.Values.jobs .job).config -}}
+{{- fail (printf "%s needs a configuration: jobs.%s.config is empty (give the job's soilnet YAML config there, see values-production.yaml)" .why .job) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The RayJob spec of one job. Arguments: dict with "root" and "job" (a key of .Values.jobs). */}}
