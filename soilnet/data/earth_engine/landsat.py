@@ -18,7 +18,13 @@ location's window being the ``scene_window_px`` square around each pixel:
    Mar-Oct scene with the lowest window NDVI.
 
 The 14 bands follow in the reference order: SR_B1..SR_B7, the five normalised-difference
-indices of the chosen scene, SRTM elevation and slope in percent.
+indices of the chosen scene, elevation and slope in percent.
+
+Elevation comes from the Copernicus GLO-30 DEM, which covers every land surface (SRTM ends at 60
+degrees N, so Norway, Sweden, Finland, Iceland and northern Russia had none). GLO-30 is a collection
+of 1-degree tiles whose longitude spacing widens north of 50 degrees N; the tiles over the region are
+mosaicked and given the raster cube's projection and pixel size as their default, so slope is computed
+on the cube's own equal-area grid, with one method everywhere: no seam at 60 degrees N or anywhere else.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ import ee
 from soilnet.data.bands import BAND_NAMES, INDEX_BANDS, REFLECTANCE_BANDS
 
 COLLECTION = "LANDSAT/LC08/C02/T1_L2"
-DEM = "USGS/SRTMGL1_003"
+DEM = "COPERNICUS/DEM/GLO30"
+DEM_BAND = "DEM"
 REFLECTANCE_SCALE = 2.75e-5
 REFLECTANCE_OFFSET = -0.2
 WINTER_MONTHS: tuple[int, ...] = (1, 2, 11, 12)
@@ -100,17 +107,31 @@ def composite(region: dict[str, Any], year: int, max_cloud: float, max_snow: flo
     return prepared.qualityMosaic("priority").select(list(REFLECTANCE_BANDS))
 
 
-def terrain() -> ee.Image:
-    """SRTM elevation (m) and slope in percent (tan of the slope angle x 100)."""
-    elevation = ee.Image(DEM).select("elevation")
-    slope_deg = ee.Terrain.slope(elevation)
+def elevation(region: dict[str, Any], crs: str, scale: float) -> ee.Image:
+    """GLO-30 elevation (m) over the region: its tiles mosaicked, on ``crs`` at ``scale`` metres by default."""
+    tiles = ee.ImageCollection(DEM).filterBounds(ee.Geometry(region)).select(DEM_BAND)
+    return tiles.mosaic().setDefaultProjection(crs=crs, scale=scale).rename("elevation")
+
+
+def terrain(region: dict[str, Any], crs: str, scale: float) -> ee.Image:
+    """Elevation (m) and slope in percent (tan of the slope angle x 100), slope taken on the cube's grid."""
+    height = elevation(region, crs, scale)
+    slope_deg = ee.Terrain.slope(height)
     slope_pct = slope_deg.multiply(math.pi / 180).tan().multiply(100)
-    return elevation.rename("elevation").addBands(slope_pct.rename("slope"))
+    return height.addBands(slope_pct.rename("slope"))
 
 
-def landsat_image(region: dict[str, Any], year: int, max_cloud: float, max_snow: float, window_px: int) -> ee.Image:
-    """The 14 float32 bands of the raster cube in the reference order (`BAND_NAMES`)."""
+def landsat_image(
+    region: dict[str, Any],
+    year: int,
+    max_cloud: float,
+    max_snow: float,
+    window_px: int,
+    crs: str = "EPSG:3035",
+    scale: float = 30.0,
+) -> ee.Image:
+    """The 14 float32 bands of the raster cube (on ``crs`` at ``scale`` m) in the reference order (`BAND_NAMES`)."""
     reflectance = composite(region, year, max_cloud, max_snow, window_px)
     indices = [reflectance.normalizedDifference(list(pair)).rename(name) for name, pair in INDEX_BANDS.items()]
-    image = ee.Image.cat([reflectance, *indices, terrain()])
+    image = ee.Image.cat([reflectance, *indices, terrain(region, crs, scale)])
     return image.select(list(BAND_NAMES)).toFloat()

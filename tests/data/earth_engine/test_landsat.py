@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -20,8 +21,8 @@ def image_graph(ee_api, graph):
 
 def test_collections_and_year(image_graph, constant) -> None:
     loads = {constant(a["id"]) for a in image_graph.calls("ImageCollection.load")}
-    assert loads == {"LANDSAT/LC08/C02/T1_L2"}
-    assert {constant(a["id"]) for a in image_graph.calls("Image.load")} == {"USGS/SRTMGL1_003"}
+    assert loads == {"LANDSAT/LC08/C02/T1_L2", "COPERNICUS/DEM/GLO30"}
+    assert image_graph.calls("Image.load") == [], "no single-image DEM (SRTM ends at 60 N)"
     years = sorted({constant(a["year"]) for a in image_graph.calls("Date.fromYMD")})
     assert years == [2018, 2019]
     assert image_graph.calls("Collection.filter"), "scenes must be filtered by region and date"
@@ -107,3 +108,40 @@ def test_slope_in_percent(image_graph, constant) -> None:
 def test_no_fill_values(image_graph) -> None:
     assert "Image.unmask" not in image_graph.functions()
     assert -999 not in image_graph.constants()
+
+
+#: Southern Finland and the Gulf of Bothnia: 58.5 - 61.5 N, across SRTM's northern edge at 60 N.
+ACROSS_60N = {
+    "type": "Polygon",
+    "coordinates": [[[20.0, 58.5], [26.0, 58.5], [26.0, 61.5], [20.0, 61.5], [20.0, 58.5]]],
+}
+#: The Europe mapping window: Iceland to the Urals, Crete to the North Cape.
+EUROPE = {"type": "Polygon", "coordinates": [[[-25.0, 34.0], [45.0, 34.0], [45.0, 71.5], [-25.0, 71.5], [-25.0, 34.0]]]}
+
+
+@pytest.mark.parametrize("region", [ACROSS_60N, EUROPE], ids=["across-60N", "europe"])
+def test_elevation_is_one_glo30_mosaic_over_the_whole_region(ee_api, graph, constant, region) -> None:
+    g = graph(landsat.landsat_image(region, 2021, 0.1, 0.1, 64, crs="EPSG:3035", scale=30.0))
+    dem_loads = [a for a in g.calls("ImageCollection.load") if constant(a["id"]) == landsat.DEM]
+    assert len(dem_loads) == 1
+    dem_tiles = [
+        a for a in g.calls("Collection.filter") if landsat.DEM in json.dumps(a) and "LANDSAT" not in json.dumps(a)
+    ]
+    (bounds,) = [a for a in dem_tiles if "Filter.intersects" in json.dumps(a)]
+    assert (
+        region["coordinates"]
+        == bounds["filter"]["functionInvocationValue"]["arguments"]["rightValue"]["functionInvocationValue"][
+            "arguments"
+        ]["geometry"]["functionInvocationValue"]["arguments"]["coordinates"]["constantValue"]
+    )
+    (mosaic,) = g.calls("ImageCollection.mosaic")
+    assert landsat.DEM in json.dumps(mosaic)
+    (default,) = g.calls("Image.setDefaultProjection")
+    crs = default["crs"]["functionInvocationValue"]["arguments"]["crs"]
+    assert constant(crs) == "EPSG:3035" and constant(default["scale"]) == 30.0
+    (slope,) = g.calls("Terrain.slope")
+    assert "Image.setDefaultProjection" in json.dumps(slope), "slope is taken on the cube's grid, not per tile"
+    dem_selects = [a for a in g.calls("Image.select") if constant(a["bandSelectors"]) == [landsat.DEM_BAND]]
+    dem_selects += [a for a in g.calls("Collection.map") if landsat.DEM_BAND in json.dumps(a)]
+    assert dem_selects, "the DEM band of the GLO-30 tiles is selected"
+    assert "USGS/SRTMGL1_003" not in g.text
