@@ -3,7 +3,8 @@
 Columns: ``id`` (string), ``lon`` / ``lat`` (WGS84 degrees), ``x`` / ``y`` (cube CRS, metres),
 ``date`` (sampling date), ``depth_top_cm`` / ``depth_bottom_cm``, ``source`` (survey name),
 then target columns with units in their names (``soc_g_kg``, ``ph_h2o``, ``n_g_kg``,
-``clay_pct``, ...). The CRS of x / y is stored in the file's metadata (``soilnet:epsg``).
+``clay_pct``, ``ec_ms_m``, ``caco3_g_kg``, ...); a missing value is NaN. The CRS of x / y is
+stored in the file's metadata (``soilnet:epsg``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ TARGET_COLUMNS: dict[str, str] = {
     "clay_pct": "%",
     "silt_pct": "%",
     "sand_pct": "%",
+    "ec_ms_m": "mS/m",
+    "caco3_g_kg": "g/kg",
     "soc_stock_t_ha": "t/ha",
 }
 

@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from soilnet.data.points import CubeExistsError, PointsTableError, read_points, write_points
+from soilnet.data.points import (
+    TARGET_COLUMNS,
+    CubeExistsError,
+    PointsTableError,
+    read_points,
+    target_columns,
+    write_points,
+)
 
 
 def table(n: int = 5) -> pd.DataFrame:
@@ -71,3 +78,12 @@ def test_not_parquet_and_no_crs(tmp_path: Path) -> None:
     table().to_parquet(plain)
     with pytest.raises(PointsTableError, match="no CRS"):
         read_points(plain)
+
+
+def test_ec_and_caco3_are_target_columns_with_units(tmp_path: Path) -> None:
+    assert TARGET_COLUMNS["ec_ms_m"] == "mS/m" and TARGET_COLUMNS["caco3_g_kg"] == "g/kg"
+    url = str(tmp_path / "p.parquet")
+    write_points(table().assign(ec_ms_m=np.linspace(5, 25, 5), caco3_g_kg=[0.0, 1.0, np.nan, 3.0, 4.0]), url, 3035)
+    df, _ = read_points(url, ["ec_ms_m"])
+    assert target_columns(df) == ["soc_g_kg", "ec_ms_m", "caco3_g_kg"]
+    assert np.isnan(df["caco3_g_kg"][2])  # a missing value is NaN

@@ -122,8 +122,18 @@ class PointSchema(StrictModel):
     default_date: dt.date | None = Field(None, description="Sampling date when the file has no date column.")
     depth_top_cm: float = Field(0.0, ge=0, description="Top of the sampled layer in cm.")
     depth_bottom_cm: float = Field(20.0, gt=0, description="Bottom of the sampled layer in cm.")
+    depth_columns: list[str] = Field(
+        default_factory=list,
+        description="Column giving each row's layer as 'TOP-BOTTOM cm' (aliases, e.g. LUCAS 2018 'Depth'); "
+        "rows without it get depth_top_cm / depth_bottom_cm.",
+    )
     targets: dict[str, TargetColumn] = Field(
         ..., min_length=1, description="Target column (e.g. soc_g_kg) -> source columns and unit factor."
+    )
+    all_zero_is_missing: list[str] = Field(
+        default_factory=list,
+        description="Targets that mean 'not measured' when all of them are 0 in a row (e.g. LUCAS clay, silt and "
+        "sand): such rows get NaN for these targets instead of 0.",
     )
 
     @model_validator(mode="after")
@@ -131,6 +141,9 @@ class PointSchema(StrictModel):
         unknown = [t for t in self.targets if t not in TARGET_COLUMNS]
         if unknown:
             raise ValueError(f"targets {unknown} are not known target columns ({list(TARGET_COLUMNS)})")
+        stray = [t for t in self.all_zero_is_missing if t not in self.targets]
+        if stray:
+            raise ValueError(f"all_zero_is_missing: {stray} are not targets of schema {self.source!r}")
         if self.depth_bottom_cm <= self.depth_top_cm:
             raise ValueError(f"depth_bottom_cm ({self.depth_bottom_cm}) must exceed depth_top_cm")
         if not self.date_columns and self.default_date is None:

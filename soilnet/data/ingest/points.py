@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -42,11 +42,16 @@ def _t(*columns: str, factor: float = 1.0) -> TargetColumn:
     return TargetColumn(columns=list(columns), factor=factor)
 
 
-_LUCAS_TEXTURE = {"clay_pct": _t("clay", "Clay"), "silt_pct": _t("silt", "Silt"), "sand_pct": _t("sand", "Sand")}
 _LUCAS_CHEMISTRY = {"soc_g_kg": _t("OC"), "n_g_kg": _t("N"), "p_mg_kg": _t("P"), "k_mg_kg": _t("K")}
+_LUCAS_TEXTURE = ["clay_pct", "silt_pct", "sand_pct"]
 
-#: Column layouts of the distributed survey files (LUCAS OC and N in g/kg, P and K in mg/kg).
+#: Column layouts of the distributed survey files, checked against their published headers (test fixtures
+#: `tests/data/ingest/fixtures.py` quote them). Units as distributed: OC, N, CaCO3 in g/kg, P and K in mg/kg,
+#: EC in mS/m, texture in %. Each preset lists only what its survey publishes; a listed target missing from
+#: a file is reported by the ingest. Clay, silt and sand all 0 means "not analysed" in LUCAS 2009 / 2015.
 PRESETS: dict[str, PointSchema] = {
+    # LUCAS_TOPSOIL_v1: POINT_ID, coarse, clay, silt, sand, pH_in_H2O, pH_in_CaCl, OC, CaCO3, N, P, K, CEC,
+    # GPS_LAT, GPS_LONG (no sampling date, no EC).
     "lucas2009": PointSchema(
         source="LUCAS2009",
         id_columns=["POINT_ID", "POINTID", "Point_ID"],
@@ -55,26 +60,40 @@ PRESETS: dict[str, PointSchema] = {
         default_date=dt.date(2009, 6, 15),
         targets={
             **_LUCAS_CHEMISTRY,
-            **_LUCAS_TEXTURE,
+            "clay_pct": _t("clay", "Clay"),
+            "silt_pct": _t("silt", "Silt"),
+            "sand_pct": _t("sand", "Sand"),
             "ph_h2o": _t("pH_in_H2O", "pH_H2O"),
             "ph_cacl2": _t("pH_in_CaCl", "pH_in_CaCl2", "pH_CaCl2"),
+            "caco3_g_kg": _t("CaCO3"),
         },
+        all_zero_is_missing=_LUCAS_TEXTURE,
     ),
+    # LUCAS_Topsoil_2015_20200323.csv: OID_, Point_ID, long, lat, Clay, Sand, Silt, pH_CaCl2, pH_H20 (a zero),
+    # EC, OC, CaCO3, P, N, K, LC, LU, NUTS_0..3, LC0_Desc, LC1_Desc, LU1_Desc (no sampling date).
     "lucas2015": PointSchema(
         source="LUCAS2015",
         id_columns=["Point_ID", "POINT_ID", "POINTID"],
-        x_columns=["GPS_LONG", "Long", "long", "lon"],
-        y_columns=["GPS_LAT", "Lat", "lat"],
-        date_columns=["Date", "SURVEY_DATE"],
+        x_columns=["long", "GPS_LONG", "Long", "lon"],
+        y_columns=["lat", "GPS_LAT", "Lat"],
+        date_columns=["SURVEY_DATE", "Date"],
         date_format="%d-%m-%y",
         default_date=dt.date(2015, 6, 15),
         targets={
             **_LUCAS_CHEMISTRY,
-            **_LUCAS_TEXTURE,
-            "ph_h2o": _t("pH(H20)", "pH(H2O)", "pH_H2O"),
-            "ph_cacl2": _t("pH(CaCl2)", "pH_CaCl2"),
+            "clay_pct": _t("Clay", "clay"),
+            "silt_pct": _t("Silt", "silt"),
+            "sand_pct": _t("Sand", "sand"),
+            "ph_h2o": _t("pH_H20", "pH_H2O", "pH(H20)", "pH(H2O)"),
+            "ph_cacl2": _t("pH_CaCl2", "pH(CaCl2)"),
+            "ec_ms_m": _t("EC"),
+            "caco3_g_kg": _t("CaCO3"),
         },
+        all_zero_is_missing=_LUCAS_TEXTURE,
     ),
+    # LUCAS-SOIL-2018.csv: Depth, POINTID, pH_CaCl2, pH_H2O, EC, OC, CaCO3, P, N, K, OC (20-30 cm),
+    # CaCO3 (20-30 cm), Ox_Al, Ox_Fe, NUTS_0..3, TH_LAT, TH_LONG, SURVEY_DATE, Elev, LC, LU, LC0_Desc,
+    # LC1_Desc, LU1_Desc (no texture; Depth is "0-20 cm", or "0-10 cm" / "10-20 cm" for some soils).
     "lucas2018": PointSchema(
         source="LUCAS2018",
         id_columns=["POINTID", "POINT_ID", "Point_ID"],
@@ -83,7 +102,14 @@ PRESETS: dict[str, PointSchema] = {
         date_columns=["SURVEY_DATE"],
         date_format="%d-%m-%y",
         default_date=dt.date(2018, 6, 15),
-        targets={**_LUCAS_CHEMISTRY, "ph_h2o": _t("pH_H2O"), "ph_cacl2": _t("pH_CaCl2")},
+        depth_columns=["Depth"],
+        targets={
+            **_LUCAS_CHEMISTRY,
+            "ph_h2o": _t("pH_H2O"),
+            "ph_cacl2": _t("pH_CaCl2"),
+            "ec_ms_m": _t("EC"),
+            "caco3_g_kg": _t("CaCO3"),
+        },
     ),
     "raca": PointSchema(
         source="RaCA",
@@ -101,13 +127,18 @@ PRESETS: dict[str, PointSchema] = {
 
 @dataclass(frozen=True)
 class PointsIngestReport:
-    """Counts of one points ingest and where its outputs went."""
+    """Counts of one points ingest, where its outputs went, and how each column of the table was filled."""
 
     output: str
     rejects: str
     rows: int
     kept: int
     rejected: dict[str, int]
+    targets: dict[str, str] = field(default_factory=dict)
+    missing_targets: list[str] = field(default_factory=list)
+    date_source: str = ""
+    depth_source: str = ""
+    all_zero_missing: int = 0
 
 
 class _Rejects:
@@ -141,28 +172,75 @@ def _column(df: pd.DataFrame, aliases: list[str], what: str, where: str) -> str:
     raise PointsInputError(f"{where}: no {what} column (looked for {aliases}; file has {list(df.columns)})")
 
 
-def _dates(df: pd.DataFrame, schema: PointSchema, rejects: _Rejects) -> pd.Series:
+def _dates(df: pd.DataFrame, schema: PointSchema, rejects: _Rejects) -> tuple[pd.Series, str]:
+    """Sampling dates and how they were set (the column read, or the schema's default for every row)."""
     column = next((c for c in schema.date_columns if c in df.columns), None)
     if column is None:
-        return pd.Series(pd.Timestamp(schema.default_date), index=df.index)
+        return (
+            pd.Series(pd.Timestamp(schema.default_date), index=df.index),
+            f"{schema.default_date} for every row (no date column: the {schema.source} default)",
+        )
     raw = df[column].astype("string").str.strip()
     dates = pd.to_datetime(raw, format=schema.date_format, errors="coerce")
     blank = raw.isna() | (raw == "")
     dates[blank] = pd.Timestamp(schema.default_date) if schema.default_date else pd.NaT
     bad = dates.isna().to_numpy()
     rejects.add(bad, "bad date", np.array([f"{column}={v!r}" for v in raw.fillna("")], dtype=object))
-    return dates
+    filled = f"; blank cells: {schema.default_date}" if schema.default_date and blank.any() else ""
+    return dates, f"column {column}" + (f" ({schema.date_format})" if schema.date_format else "") + filled
+
+
+_DEPTH = r"^\s*(\d+(?:[.,]\d+)?)\s*-\s*(\d+(?:[.,]\d+)?)\s*cm\s*$"
+
+
+def _depths(df: pd.DataFrame, schema: PointSchema, rejects: _Rejects) -> tuple[np.ndarray, np.ndarray, str]:
+    """Top and bottom of each row's layer in cm, and where they came from (a 'TOP-BOTTOM cm' column or the schema)."""
+    column = next((c for c in schema.depth_columns if c in df.columns), None)
+    top = np.full(len(df), schema.depth_top_cm)
+    bottom = np.full(len(df), schema.depth_bottom_cm)
+    fixed = f"{schema.depth_top_cm:g}-{schema.depth_bottom_cm:g} cm for every row"
+    if column is None:
+        return top, bottom, fixed + (f" (no {schema.depth_columns[0]} column)" if schema.depth_columns else "")
+    raw = df[column].astype("string").str.strip().fillna("")
+    parts = raw.str.extract(_DEPTH)
+    upper, lower = (
+        pd.to_numeric(parts[i].str.replace(",", "."), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        for i in (0, 1)
+    )
+    given = (raw != "").to_numpy(dtype=bool)
+    with np.errstate(invalid="ignore"):
+        ok = lower > upper  # False where either is NaN
+    rejects.add(given & ~ok, "bad depth", np.array([f"{column}={v!r}" for v in raw], dtype=object))
+    top, bottom = np.where(ok, upper, top), np.where(ok, lower, bottom)
+    return top, bottom, f"column {column}; blank cells: {fixed.removesuffix(' for every row')}"
+
+
+def _target_columns(df: pd.DataFrame, schema: PointSchema, where: str) -> dict[str, str]:
+    """The source column of each schema target the file has; absent ones are logged as a warning."""
+    found = {t: next((c for c in spec.columns if c in df.columns), None) for t, spec in schema.targets.items()}
+    absent = {t: schema.targets[t].columns for t, c in found.items() if c is None}
+    if len(absent) == len(found):
+        raise PointsInputError(f"{where}: none of the target columns found (looked for {absent})")
+    if absent:
+        log.warning("%s: no column for targets %s (looked for %s)", where, list(absent), absent)
+    return {t: c for t, c in found.items() if c is not None}
+
+
+def _all_zero_missing(targets: dict[str, np.ndarray], schema: PointSchema) -> int:
+    """Set the `all_zero_is_missing` targets to NaN in rows where all of them are 0; returns how many rows."""
+    group = [t for t in schema.all_zero_is_missing if t in targets]
+    if not group:
+        return 0
+    zero = np.all([targets[t] == 0 for t in group], axis=0)
+    for t in group:
+        targets[t] = np.where(zero, np.nan, targets[t])
+    return int(zero.sum())
 
 
 def _targets(
-    df: pd.DataFrame, schema: PointSchema, cfg: PointsIngestConfig, rejects: _Rejects, where: str
+    df: pd.DataFrame, found: dict[str, str], schema: PointSchema, cfg: PointsIngestConfig, rejects: _Rejects
 ) -> dict[str, np.ndarray]:
     """Target values in target units; bad cells reject their row, below-detection cells follow the rule."""
-    found = {t: next((c for c in spec.columns if c in df.columns), None) for t, spec in schema.targets.items()}
-    found = {t: c for t, c in found.items() if c is not None}
-    if not found:
-        wanted = {t: spec.columns for t, spec in schema.targets.items()}
-        raise PointsInputError(f"{where}: none of the target columns found (looked for {wanted})")
     out: dict[str, np.ndarray] = {}
     for target, column in found.items():
         values, status = parse_values(df[column])
@@ -179,8 +257,6 @@ def _targets(
         out[target] = values * factor
         negative = values < 0
         rejects.add(negative, "negative value", detail)
-    empty = np.all([np.isnan(v) for v in out.values()], axis=0)
-    rejects.add(empty, "no target value", f"all of {list(found.values())} missing or below detection")
     return out
 
 
@@ -265,8 +341,13 @@ def ingest_points(
     ids = df[id_col].astype("string").str.strip().fillna("")
     rejects.add((ids == "").to_numpy(), "missing id")
     lon, lat, x, y = _coordinates(df, schema, cfg, grid, rejects, where)
-    dates = _dates(df, schema, rejects)
-    targets = _targets(df, schema, cfg, rejects, where)
+    dates, date_source = _dates(df, schema, rejects)
+    top, bottom, depth_source = _depths(df, schema, rejects)
+    found = _target_columns(df, schema, where)
+    targets = _targets(df, found, schema, cfg, rejects)
+    zeroed = _all_zero_missing(targets, schema)
+    empty = np.all([np.isnan(v) for v in targets.values()], axis=0)
+    rejects.add(empty, "no target value", f"all of {list(found.values())} missing or below detection")
     _duplicates(ids, rejects, cfg.duplicates, "duplicate id")
     place = pd.Series([f"{a:.6f},{b:.6f},{d}" for a, b, d in zip(lon, lat, dates, strict=True)], index=df.index)
     _duplicates(place, rejects, cfg.duplicates, "duplicate location and date")
@@ -280,8 +361,8 @@ def ingest_points(
             "x": x[keep],
             "y": y[keep],
             "date": pd.to_datetime(dates[keep]).dt.normalize().to_numpy(),
-            "depth_top_cm": schema.depth_top_cm,
-            "depth_bottom_cm": schema.depth_bottom_cm,
+            "depth_top_cm": top[keep],
+            "depth_bottom_cm": bottom[keep],
             "source": schema.source,
             **{t: v[keep] for t, v in targets.items()},
         }
@@ -289,7 +370,20 @@ def ingest_points(
     write_points(table, out, cfg.epsg, overwrite=overwrite)
     rejected = _write_rejects(df, rejects, rejects_at)
     log.info("%s: %d rows kept, %d rejected %s", where, int(keep.sum()), sum(rejected.values()), rejected)
-    return PointsIngestReport(out, storage.resolve(rejects_at).url, len(df), int(keep.sum()), rejected)
+    if zeroed:
+        log.info("%s: %d rows with %s all 0 (not analysed) got NaN for them", where, zeroed, schema.all_zero_is_missing)
+    return PointsIngestReport(
+        out,
+        storage.resolve(rejects_at).url,
+        len(df),
+        int(keep.sum()),
+        rejected,
+        targets=found,
+        missing_targets=[t for t in schema.targets if t not in found],
+        date_source=date_source,
+        depth_source=depth_source,
+        all_zero_missing=zeroed,
+    )
 
 
 def _write_rejects(df: pd.DataFrame, rejects: _Rejects, url: str) -> dict[str, int]:

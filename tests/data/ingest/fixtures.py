@@ -183,27 +183,65 @@ def write_text(url: str, text: str, encoding: str = "utf-8") -> str:
     return url
 
 
-LUCAS_2009 = """POINT_ID,coarse,clay,silt,sand,pH_in_H2O,pH_in_CaCl,OC,CaCO3,N,P,K,GPS_LAT,GPS_LONG
-44143104,3,21,45,34,6.1,5.6,23.4,0,1.9,30.1,150.2,48.41,8.61
-44143106,5,18,40,42,7.2,6.8,12.0,3,1.1,<10,98.0,48.42,8.63
-44143108,2,30,40,30,5.5,4.9,< 6,0,0.8,15.0,77.0,48.39,8.58
-44143110,1,25,50,25,6.6,6.0,abc,0,1.0,11.0,60.0,48.38,8.57
-44143104,3,21,45,34,6.1,5.6,23.4,0,1.9,30.1,150.2,48.41,8.61
-44143112,1,25,50,25,6.6,6.0,15.5,0,1.0,11.0,60.0,8.59,48.40
-44143114,1,25,50,25,6.6,6.0,15.5,0,1.0,11.0,60.0,60.0,25.0
-"""
+# The LUCAS fixtures below use the header lines of the distributed files (values are made up):
+# - 2009, LUCAS_TOPSOIL_v1 (ESDAC): the column names and order as read by published code that loads that file
+#   (soilspectroscopy/ossl-imports dataset/LUCAS: coarse, clay, silt, sand, OC, CaCO3, N, P, K, CEC; renames of
+#   POINT_ID, pH_in_H2O, pH_in_CaCl, GPS_LAT, GPS_LONG in scripts reading Lucas_soil_and_land_use_data_2009.csv).
+#   No complete header line of the 2009 file was found in the searchable sources, so trailing columns may be
+#   missing here; the columns the preset reads are all there.
+# - 2015, LUCAS_Topsoil_2015_20200323.csv (ESDAC): the header line quoted in issue #15, from the real file
+#   (UTF-8 with a byte order mark; "pH_H20" is spelt with a zero; no sampling date column).
+# - 2018, LUCAS-SOIL-2018.csv (ESDAC, LUCAS-SOIL-2018-v2): the columns and their order as published in the
+#   dataset's readme and read by soilKey's load_lucas_soil_2018 (R/benchmark-lucas-2018.R); no texture columns.
+LUCAS_2009_HEADER = "POINT_ID,coarse,clay,silt,sand,pH_in_H2O,pH_in_CaCl,OC,CaCO3,N,P,K,CEC,GPS_LAT,GPS_LONG"
+LUCAS_2015_HEADER = (
+    "OID_,Point_ID,long,lat,Clay,Sand,Silt,pH_CaCl2,pH_H20,EC,OC,CaCO3,P,N,K,LC,LU,"
+    "NUTS_0,NUTS_1,NUTS_2,NUTS_3,LC0_Desc,LC1_Desc,LU1_Desc"
+)
+LUCAS_2018_HEADER = (
+    "Depth,POINTID,pH_CaCl2,pH_H2O,EC,OC,CaCO3,P,N,K,OC (20-30 cm),CaCO3 (20-30 cm),Ox_Al,Ox_Fe,"
+    "NUTS_0,NUTS_1,NUTS_2,NUTS_3,TH_LAT,TH_LONG,SURVEY_DATE,Elev,LC,LU,LC0_Desc,LC1_Desc,LU1_Desc"
+)
 
-LUCAS_2015 = """Point_ID;Coarse;Clay;Sand;Silt;pH(CaCl2);pH(H20);EC;OC;CaCO3;P;N;K;Lat;Long;Date
-47862690;5;19;40;41;5,8;6,4;12,1;31,5;1;<LOD;2,3;180,5;48,405;8,595;02-07-15
-47862692;3;22;30;48;6,6;7,1;20,0;18,2;4;12,0;1,7;160,0;48,415;8,605;14-07-15
-47862694;3;22;30;48;6,6;7,1;20,0;<LOD;4;12,0;1,7;160,0;48,395;8,615;15-07-15
+LUCAS_2009 = (
+    LUCAS_2009_HEADER
+    + """
+44143104,3,21,45,34,6.1,5.6,23.4,0,1.9,30.1,150.2,12.1,48.41,8.61
+44143106,5,18,40,42,7.2,6.8,12.0,3,1.1,<10,98.0,9.5,48.42,8.63
+44143108,2,30,40,30,5.5,4.9,< 6,0,0.8,15.0,77.0,15.0,48.39,8.58
+44143110,1,25,50,25,6.6,6.0,abc,0,1.0,11.0,60.0,11.0,48.38,8.57
+44143104,3,21,45,34,6.1,5.6,23.4,0,1.9,30.1,150.2,12.1,48.41,8.61
+44143112,1,25,50,25,6.6,6.0,15.5,0,1.0,11.0,60.0,11.0,8.59,48.40
+44143114,1,25,50,25,6.6,6.0,15.5,0,1.0,11.0,60.0,11.0,60.0,25.0
 """
+)
 
-LUCAS_2018 = """Depth,POINTID,pH_CaCl2,pH_H2O,EC,OC,CaCO3,P,N,K,NUTS_0,TH_LAT,TH_LONG,SURVEY_DATE,LC0_Desc
-0-20 cm,48362518,5.1,5.9,10.2,41.3,<  LOD,< LOD,3.1,201.4,DE,48.401,8.602,21-06-18,Grassland
-0-20 cm,48362520,6.9,7.4,25.0,9.8,12,33.0,0.9,120.0,DE,48.409,8.611,22-06-18,Cropland
-0-20 cm,48362522,7.0,7.6,25.0,10.1,12,33.0,0.9,120.0,DE,48.401,8.602,21-06-18,Cropland
-"""
+#: Written with a byte order mark, as distributed (`write_text(url, "\ufeff" + LUCAS_2015)`).
+LUCAS_2015 = "\n".join(
+    [
+        LUCAS_2015_HEADER,
+        "1,47862690,8.595,48.405,19,40,41,5.8,6.4,12.1,31.5,1,< LOD,2.3,180.5,"
+        "E20,U111,DE,DE1,DE13,DE134,Grassland,Permanent grassland,Agriculture",
+        "2,47862692,8.605,48.415,0,0,0,6.6,7.1,20.0,18.2,4,12.0,1.7,160.0,"
+        "B11,U111,DE,DE1,DE13,DE134,Cropland,Common wheat,Agriculture",
+        "3,47862694,8.615,48.395,22,30,48,6.6,7.1,20.0,< LOD,4,12.0,1.7,160.0,"
+        "B16,U111,DE,DE1,DE13,DE134,Cropland,Maize,Agriculture",
+        "",
+    ]
+)
+
+LUCAS_2018 = "\n".join(
+    [
+        LUCAS_2018_HEADER,
+        "0-20 cm,48362518,5.1,5.9,10.2,41.3,<  LOD,< LOD,3.1,201.4,,,,,DE,DE1,DE13,DE134,"
+        "48.401,8.602,21-06-18,402,E20,U111,Grassland,Permanent grassland,Agriculture",
+        "0-10 cm,48362520,6.9,7.4,25.0,9.8,12,33.0,0.9,120.0,8.1,10,95.2,120.3,DE,DE1,DE13,DE134,"
+        "48.409,8.611,22-06-18,398,B11,U111,Cropland,Common wheat,Agriculture",
+        "0-20 cm,48362522,7.0,7.6,25.0,10.1,12,33.0,0.9,120.0,,,,,DE,DE1,DE13,DE134,"
+        "48.401,8.602,21-06-18,402,B11,U111,Cropland,Common wheat,Agriculture",
+        "",
+    ]
+)
 
 RACA_SITES = """rcasiteid,Lat,Long,SOCstock5,SOCstock30,SOCstock100,Year
 C1401U01,38.51,-98.77,10.2,45.5,110.3,2010

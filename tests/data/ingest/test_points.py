@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 from types import ModuleType
 
 import numpy as np
@@ -50,28 +52,84 @@ def test_lucas_2009_rules_and_rejects(gen: ModuleType, tmp_path) -> None:
     assert set(df["source"]) == {"LUCAS2009"}
 
 
-def test_lucas_2015_semicolons_decimal_commas_and_dates(gen: ModuleType, root: str) -> None:
-    url = gen.write_text(storage.join(root, "LUCAS_Topsoil_2015.csv"), gen.LUCAS_2015)
+def test_lucas_2015_real_header(gen: ModuleType, root: str, caplog) -> None:
+    url = gen.write_text(storage.join(root, "LUCAS_Topsoil_2015_20200323.csv"), "\ufeff" + gen.LUCAS_2015)
     cfg = PointsIngestConfig(format="lucas2015", region_lonlat=EUROPE)
-    report = ingest_points(url, storage.join(root, "points.parquet"), cfg)
+    with caplog.at_level(logging.WARNING):
+        report = ingest_points(url, storage.join(root, "points.parquet"), cfg)
     assert report.kept == 3 and report.rejected == {}
+    assert report.missing_targets == [] and not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert report.targets["ph_h2o"] == "pH_H20" and report.targets["ec_ms_m"] == "EC"
     df, _ = read_points(report.output)
-    assert df["soc_g_kg"].tolist()[:2] == [31.5, 18.2] and np.isnan(df["soc_g_kg"][2])  # "<LOD": no limit known
-    assert df["ph_h2o"].tolist() == [6.4, 7.1, 7.1]  # the survey's "pH(H20)" column
+    assert df["ph_h2o"].tolist() == [6.4, 7.1, 7.1]  # the survey's "pH_H20" column (a zero, not an O)
+    assert df["ph_cacl2"].tolist() == [5.8, 6.6, 6.6]
+    assert df["ec_ms_m"].tolist() == [12.1, 20.0, 20.0] and df["caco3_g_kg"].tolist() == [1.0, 4.0, 4.0]
+    assert df["soc_g_kg"].tolist()[:2] == [31.5, 18.2] and np.isnan(df["soc_g_kg"][2])  # "< LOD": no limit known
     assert np.isnan(df["p_mg_kg"][0])
-    assert df["lat"][0] == pytest.approx(48.405)
-    assert df["date"].dt.strftime("%Y-%m-%d").tolist() == ["2015-07-02", "2015-07-14", "2015-07-15"]
+    # Clay = Sand = Silt = 0 means "not analysed": missing, not 0 % texture
+    assert report.all_zero_missing == 1
+    assert df[["clay_pct", "sand_pct", "silt_pct"]].iloc[1].isna().all()
+    assert df["clay_pct"][0] == 19.0 and df["silt_pct"][2] == 48.0
+    assert (df["lon"][0], df["lat"][0]) == (8.595, 48.405)
+    # no sampling date in the 2015 file: every row gets the preset's date, and the report says so
+    assert set(df["date"].dt.strftime("%Y-%m-%d")) == {"2015-06-15"}
+    assert "2015-06-15 for every row" in report.date_source and "no date column" in report.date_source
     assert report.rejects.startswith(root) and storage.exists(report.rejects)
 
 
-def test_lucas_2018_bom_th_coordinates_and_duplicate_location(gen: ModuleType, tmp_path) -> None:
+def test_semicolons_and_decimal_commas_read_alike(gen: ModuleType, tmp_path) -> None:
+    """The same survey file saved by a spreadsheet in a decimal-comma locale (';' separated)."""
+    cfg = PointsIngestConfig(format="lucas2015")
+    plain = gen.write_text(str(tmp_path / "a.csv"), gen.LUCAS_2015)
+    local = gen.write_text(str(tmp_path / "b.csv"), gen.LUCAS_2015.replace(",", ";").replace(".", ","))
+    a, _ = read_points(ingest_points(plain, str(tmp_path / "a.parquet"), cfg).output)
+    b, _ = read_points(ingest_points(local, str(tmp_path / "b.parquet"), cfg).output)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_absent_preset_targets_are_reported_and_logged(gen: ModuleType, tmp_path, caplog) -> None:
+    table = pd.read_csv(io.StringIO(gen.LUCAS_2015), dtype=str, keep_default_na=False)
+    url = gen.write_text(str(tmp_path / "lucas.csv"), table.drop(columns=["pH_H20", "EC"]).to_csv(index=False))
+    with caplog.at_level(logging.WARNING):
+        report = ingest_points(url, str(tmp_path / "p.parquet"), PointsIngestConfig(format="lucas2015"))
+    assert report.missing_targets == ["ph_h2o", "ec_ms_m"]
+    warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warning) == 1 and "ph_h2o" in warning[0] and "pH_H20" in warning[0] and "lucas.csv" in warning[0]
+    df, _ = read_points(report.output)
+    assert "ph_h2o" not in df.columns and df["ph_cacl2"].notna().all()
+
+
+def test_lucas_2009_real_header_keeps_caco3_and_zero_texture_is_missing(gen: ModuleType, tmp_path) -> None:
+    text = gen.LUCAS_2009.replace("44143106,5,18,40,42,", "44143106,5,0,0,0,")
+    url = gen.write_text(str(tmp_path / "LUCAS_TOPSOIL_v1.csv"), text)
+    report = ingest_points(url, str(tmp_path / "p.parquet"), PointsIngestConfig(format="lucas2009"))
+    assert report.missing_targets == [] and report.all_zero_missing == 1
+    assert report.targets["ph_cacl2"] == "pH_in_CaCl" and report.targets["caco3_g_kg"] == "CaCO3"
+    df, _ = read_points(report.output)
+    row = df.set_index("id").loc["LUCAS2009:44143106"]
+    assert np.isnan(row["clay_pct"]) and np.isnan(row["sand_pct"]) and row["caco3_g_kg"] == 3.0
+    assert "2009-06-15 for every row" in report.date_source
+
+
+def test_lucas_2018_real_header_depths_and_duplicate_location(gen: ModuleType, tmp_path) -> None:
     url = gen.write_text(str(tmp_path / "LUCAS-SOIL-2018.csv"), "\ufeff" + gen.LUCAS_2018)
     cfg = PointsIngestConfig(format="lucas2018", duplicates="reject_all")
     report = ingest_points(url, str(tmp_path / "points.parquet"), cfg)
     assert report.kept == 1 and report.rejected == {"duplicate location and date": 2}
+    assert report.missing_targets == [] and report.date_source == "column SURVEY_DATE (%d-%m-%y)"
     df, _ = read_points(report.output)
     assert df["id"].tolist() == ["LUCAS2018:48362520"]
     assert df["date"][0].strftime("%Y-%m-%d") == "2018-06-22"
+    assert (df["depth_top_cm"][0], df["depth_bottom_cm"][0]) == (0.0, 10.0)  # its Depth is "0-10 cm"
+    assert (df["ec_ms_m"][0], df["caco3_g_kg"][0]) == (25.0, 12.0)
+    assert report.depth_source.startswith("column Depth")
+
+
+def test_unreadable_depth_rejects_its_row(gen: ModuleType, tmp_path) -> None:
+    url = gen.write_text(str(tmp_path / "l.csv"), gen.LUCAS_2018.replace("0-10 cm", "topsoil"))
+    report = ingest_points(url, str(tmp_path / "p.parquet"), PointsIngestConfig(format="lucas2018"))
+    assert report.rejected == {"bad depth": 1, "duplicate location and date": 1}
+    assert rejects_of(report).loc[0, "detail"] == "Depth='topsoil'"
 
 
 def test_below_detection_rules(gen: ModuleType, tmp_path) -> None:
