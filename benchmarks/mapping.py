@@ -1,7 +1,7 @@
 """Tiled map inference against a naive per-pixel baseline, dense-mode FLOPs, and a Europe estimate.
 
 Generates a demo region on local disk (raster cube with 32 px inner chunks in 128 px shards),
-saves the tiny two-fold ViT ensemble of `soilnet.models.tiny` (width 32, depth 2) as a model bundle, then:
+saves the tiny two-fold ViT ensemble of `tests.fixtures.tiny_models` (width 32, depth 2) as a model bundle, then:
 
   - tiled: the map job in-process (one core, one torch thread) at 240 m: each tile read once with
     its halo, windows cut in memory;
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,8 +40,10 @@ from soilnet.mapping.job import prepare_map, run_map
 from soilnet.mapping.model_source import load_ensemble
 from soilnet.mapping.plan import flops_per_pixel
 from soilnet.mapping.stages import ReadStage, tile_row
-from soilnet.models.recipe import load_recipe
-from soilnet.models.tiny import TINY_BANDS, TINY_VARIABLES, save_tiny_bundle, tiny_stats
+from soilnet.recipes.recipe import load_recipe
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' shared fixtures
+from tests.fixtures.tiny_models import TINY_BANDS, TINY_VARIABLES, save_tiny_bundle, tiny_stats
 
 EUROPE_KM2 = 10e6
 GPU_TFLOPS = 20.0  # stated assumption: sustained fp32 TFLOP/s of one GPU on these models

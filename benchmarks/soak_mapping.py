@@ -1,6 +1,6 @@
 """Soak of the map job: many tiles through the Ray Data pipeline with memory sampled as tiles finish.
 
-Generates a demo region on local disk and maps it with the tiny ensemble of `soilnet.models.tiny` on
+Generates a demo region on local disk and maps it with the tiny ensemble of `tests.fixtures.tiny_models` on
 local Ray (reader, predictor and writer actors, as in production). A sampler thread reads, twice a
 second, the number of finished tiles (done markers) and the resident memory of the driver and every
 process Ray started below it (`soak_streaming.process_tree_memory`: private ``RssAnon`` summed, the
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -30,7 +31,9 @@ from soilnet.data.raster_cube import RasterLayout
 from soilnet.mapping.config import MapConfig, ModelSourceConfig
 from soilnet.mapping.job import run_map
 from soilnet.mapping.manifest import markers_url
-from soilnet.models.tiny import save_tiny_bundle
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' shared fixtures
+from tests.fixtures.tiny_models import save_tiny_bundle
 
 MIB = 2**20
 #: Tiles finished before the slope is fitted (actor start-up, model load, first blocks in the store).

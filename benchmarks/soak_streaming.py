@@ -28,8 +28,8 @@ import numpy as np
 from soilnet.data.demo_region import DemoConfig, generate_demo_region
 from soilnet.data.locations import unlabelled_locations
 from soilnet.data.raster_cube import RasterLayout, open_raster_cube
+from soilnet.data.stream import build_dataset, torch_collate
 from soilnet.data.stream_config import StreamConfig
-from soilnet.data.streaming import build_dataset, torch_collate
 
 MIB = 2**20
 WARMUP_EPOCHS = 3

@@ -32,13 +32,13 @@ from zarr.storage import WrapperStore
 
 from soilnet.data.bands import BAND_NAMES
 from soilnet.data.demo_region import DemoConfig, generate_demo_region
+from soilnet.data.folds import FoldConfig
 from soilnet.data.locations import labelled_locations, unlabelled_locations
 from soilnet.data.points import read_points
 from soilnet.data.raster_cube import open_raster_cube
 from soilnet.data.sampling import epoch_order, shard_ids
+from soilnet.data.stream import SampleReader, build_dataset, torch_collate
 from soilnet.data.stream_config import StreamConfig
-from soilnet.data.streaming import SampleReader, build_dataset, torch_collate
-from soilnet.evaluation.spatial_folds import FoldConfig
 
 
 class CountingStore(WrapperStore):

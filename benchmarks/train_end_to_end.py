@@ -37,17 +37,17 @@ import torch
 from streaming import start_s3
 from train_overhead import PlainTrainer
 
-from soilnet.config import DataConfig
 from soilnet.data.demo_region import DemoConfig, generate_demo_region
+from soilnet.data.folds import FoldConfig
 from soilnet.data.normalisation import NormStats, fit_normalisation, normalise_batch
+from soilnet.data.stream import torch_collate
 from soilnet.data.stream_config import StreamConfig
-from soilnet.data.streaming import torch_collate
-from soilnet.evaluation.spatial_folds import FoldConfig
+from soilnet.data.workspace import DataConfig
+from soilnet.training.batches import DatasetFeed
 from soilnet.training.config import OptimConfig
-from soilnet.training.feeds import DatasetFeed
-from soilnet.training.inputs import CubeInputs, fit_recipe, labelled_table, with_target_stats
+from soilnet.training.job import CubeInputs, fit_recipe, labelled_table, with_target_stats
 from soilnet.training.loop import ModelSpec, WorkerSpec
-from soilnet.training.sources import CubeSource
+from soilnet.training.samples import CubeSource
 from soilnet.training.tasks import RegressionTask
 
 RECIPE = Path(__file__).resolve().parents[1] / "jobs" / "configs" / "recipes" / "soilnet.yaml"

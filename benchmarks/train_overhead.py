@@ -35,9 +35,9 @@ import torch
 
 from soilnet.data.bands import BAND_NAMES, CLIMATE_VARIABLES
 from soilnet.data.normalisation import NormStats
-from soilnet.models.recipe import load_recipe
+from soilnet.recipes.recipe import load_recipe
+from soilnet.training.batches import DatasetFeed
 from soilnet.training.config import OptimConfig, TrainConfig
-from soilnet.training.feeds import DatasetFeed
 from soilnet.training.loop import ModelSpec, WorkerSpec, make_scheduler, validation_loss
 from soilnet.training.tasks import RegressionTask
 from soilnet.training.trainer import fit

@@ -99,13 +99,21 @@ def tiny_demo(tmp_path_factory: pytest.TempPathFactory):
     return generate_demo_region(cfg, str(root), RasterLayout(inner_chunk=32, shard=128))
 
 
+@pytest.fixture(scope="session")
+def tiny_bundle_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The tiny two-fold ensemble of `tests.fixtures.tiny_models` saved as a model bundle folder."""
+    from tests.fixtures.tiny_models import save_tiny_bundle
+
+    return save_tiny_bundle(str(tmp_path_factory.mktemp("bundle") / "tiny"))
+
+
 RECIPES = Path(__file__).resolve().parents[1] / "jobs" / "configs" / "recipes"
 
 
 @pytest.fixture
 def recipe():
     """Load a model recipe by name from jobs/configs/recipes."""
-    from soilnet.models.recipe import load_recipe
+    from soilnet.recipes.recipe import load_recipe
 
     return lambda name: load_recipe(RECIPES / f"{name}.yaml")
 

@@ -1,5 +1,5 @@
 """The ``soilnet`` command line: one subcommand per job."""
 
-from soilnet.cli.main import app, main
+from soilnet.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -8,97 +8,80 @@ URLs (``data``) and chunking (``raster_layout``, ``climate_layout``) of a full s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from soilnet.config import ConfigError, DataConfig, format_validation_error, load_section, read_yaml
-from soilnet.data.climate_cube import ClimateLayout
-from soilnet.data.earth_engine.acquire import landed_tiles, plan_products, run_acquisition
-from soilnet.data.earth_engine.config import AcquireConfig, Product
-from soilnet.data.earth_engine.credentials import CredentialsError
-from soilnet.data.earth_engine.landed_files import LandedTileError
-from soilnet.data.earth_engine.landing import ingest_landed, tile_records
-from soilnet.data.earth_engine.manifest import Manifest, ManifestError
-from soilnet.data.earth_engine.region import RegionError, load_region
-from soilnet.data.earth_engine.tasks import AcquisitionError
-from soilnet.data.raster_cube import RasterLayout
-from soilnet.data.zarr_group import CubeExistsError, CubeValidationError
-from soilnet.logs import setup_logging
-from soilnet.storage import StorageError
+from soilnet.cli.common import SectionConfigOpt, SetOpt, configure_section, console, results, run_guarded
+from soilnet.data.earth_engine.config import Product
+
+if TYPE_CHECKING:
+    from soilnet.data.climate_cube import ClimateLayout
+    from soilnet.data.earth_engine.config import AcquireConfig
+    from soilnet.data.raster_cube import RasterLayout
+    from soilnet.data.workspace import DataConfig
 
 app = typer.Typer(
     help="Export Landsat-8, TerraClimate and WorldCover tiles from Google Earth Engine.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
-
-#: Failures reported as one red line (exit status 2) instead of a traceback.
-ERRORS: tuple[type[BaseException], ...] = (
-    ConfigError,
-    CredentialsError,
-    AcquisitionError,
-    RegionError,
-    ManifestError,
-    StorageError,
-    FileNotFoundError,
-    LandedTileError,
-    CubeExistsError,
-    CubeValidationError,
-)
-
-ConfigArg = Annotated[Path, typer.Option("--config", "-c", help="YAML config with an `acquire` section.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a field: field=value.")]
 
 
-def load_acquire_config(path: Path, overrides: list[str] | None = None) -> AcquireConfig:
+def load_acquire_config(path: Path, overrides: list[str] | None = None, log_level: str = "WARNING") -> AcquireConfig:
     """The ``acquire`` section of a YAML file (or the whole file), with ``field=value`` overrides."""
-    return load_section(path, "acquire", AcquireConfig, overrides or [])
+    from soilnet.data.earth_engine.config import AcquireConfig
+
+    return configure_section(path, "acquire", AcquireConfig, overrides, log_level)
 
 
-def _fail(exc: BaseException) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-    return typer.Exit(2)
+def _acquisition_errors() -> tuple[type[BaseException], ...]:
+    """Earth Engine's failures that are not input errors: missing credentials, failed exports."""
+    from soilnet.data.earth_engine.credentials import CredentialsError
+    from soilnet.data.earth_engine.tasks import AcquisitionError
+
+    return CredentialsError, AcquisitionError
 
 
 @app.command("plan")
-def plan(config: ConfigArg, set_: SetOpt = None) -> None:
+def plan(config: SectionConfigOpt, set_: SetOpt = None) -> None:
     """Show the tile grid of each product over the region (needs no Earth Engine access)."""
-    setup_logging("WARNING")
-    try:
+    from soilnet.data.earth_engine.acquire import plan_products
+    from soilnet.data.region import load_region
+
+    def body() -> list:
         cfg = load_acquire_config(config, set_)
-        plans = plan_products(cfg, load_region(cfg.region))
-    except ERRORS as exc:
-        raise _fail(exc) from exc
+        return plan_products(cfg, load_region(cfg.region))
+
+    plans = run_guarded(body)
     table = Table("product", "period", "crs", "grid (w x h px)", "tile px", "tiles")
     for p in plans:
         table.add_row(
             p.product, p.period, p.grid.crs, f"{p.grid.width} x {p.grid.height}", str(p.tile_px), str(len(p.tiles))
         )
-    Console().print(table)
+    results.print(table)
 
 
 @app.command("run")
 def run(
-    config: ConfigArg,
+    config: SectionConfigOpt,
     set_: SetOpt = None,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
 ) -> None:
     """Start the export tasks (capped, retried, resumable) and wait until every tile has landed."""
-    setup_logging(log_level)
+    from soilnet.data.earth_engine.acquire import run_acquisition
+
     columns = (TextColumn("tiles"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    try:
-        cfg = load_acquire_config(config, set_)
+    cfg = run_guarded(lambda: load_acquire_config(config, set_, log_level))
+
+    def body():
         with Progress(*columns, console=console) as bar:
             task = bar.add_task("tiles", total=None)
-            summary = run_acquisition(cfg, progress=lambda done, total: bar.update(task, completed=done, total=total))
-    except ERRORS as exc:
-        raise _fail(exc) from exc
+            return run_acquisition(cfg, progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+    summary = run_guarded(body, also=_acquisition_errors())
     console.print(
         f"{summary.total} tiles: {summary.skipped} already landed, {summary.completed} exported, "
         f"{summary.retries} retries; manifest {cfg.manifest_url}"
@@ -106,20 +89,17 @@ def run(
 
 
 @app.command("status")
-def status(config: ConfigArg, set_: SetOpt = None) -> None:
+def status(config: SectionConfigOpt, set_: SetOpt = None) -> None:
     """Count the tiles of the manifest per product and state."""
-    setup_logging("WARNING")
-    try:
-        cfg = load_acquire_config(config, set_)
-        manifest = Manifest.load(cfg.manifest_url)
-    except ERRORS as exc:
-        raise _fail(exc) from exc
+    from soilnet.data.earth_engine.manifest import Manifest
+
+    manifest = run_guarded(lambda: Manifest.load(load_acquire_config(config, set_).manifest_url))
     states = ("pending", "running", "completed", "failed")
     table = Table("product", *states)
     for product in sorted({r.product for r in manifest.records.values()}):
         records = [r for r in manifest.records.values() if r.product == product]
         table.add_row(product, *(str(sum(r.state == s for r in records)) for s in states))
-    Console().print(table)
+    results.print(table)
     for r in manifest.records.values():
         if r.state == "failed":
             console.print(f"[red]failed[/] {r.key}: {r.error}", highlight=False)
@@ -127,23 +107,27 @@ def status(config: ConfigArg, set_: SetOpt = None) -> None:
 
 @app.command("landed")
 def landed(
-    config: ConfigArg,
+    config: SectionConfigOpt,
     set_: SetOpt = None,
     product: Annotated[Product | None, typer.Option(help="Only this product.")] = None,
 ) -> None:
     """Print the URL of every landed GeoTIFF tile, one per line (input for the ingest)."""
-    setup_logging("WARNING")
-    try:
-        cfg = load_acquire_config(config, set_)
-        records = landed_tiles(cfg.manifest_url, product)
-    except ERRORS as exc:
-        raise _fail(exc) from exc
+    from soilnet.data.earth_engine.acquire import landed_tiles
+
+    records = run_guarded(lambda: landed_tiles(load_acquire_config(config, set_).manifest_url, product))
     for record in records:
         typer.echo(record.url)
 
 
 def load_cube_settings(path: Path) -> tuple[DataConfig, RasterLayout, ClimateLayout]:
     """Cube URLs and chunking from the ``data``, ``raster_layout`` and ``climate_layout`` sections (or defaults)."""
+    from pydantic import ValidationError
+
+    from soilnet.config import ConfigError, format_validation_error, read_yaml
+    from soilnet.data.climate_cube import ClimateLayout
+    from soilnet.data.raster_cube import RasterLayout
+    from soilnet.data.workspace import DataConfig
+
     tree = read_yaml(path)
     try:
         return (
@@ -157,7 +141,7 @@ def load_cube_settings(path: Path) -> tuple[DataConfig, RasterLayout, ClimateLay
 
 @app.command("ingest")
 def ingest(
-    config: ConfigArg,
+    config: SectionConfigOpt,
     set_: SetOpt = None,
     raster_cube: Annotated[
         str | None, typer.Option("--raster-cube", help="Raster cube URL (default: data.raster of the config).")
@@ -173,10 +157,13 @@ def ingest(
     Earth Engine key) or from the copy named by `landing_mirror`. Tiles that land later are added by
     the next run; a cube is flagged complete once every tile of the manifest is in it.
     """
-    setup_logging(log_level)
+    from soilnet.data.earth_engine.landing import ingest_landed, tile_records
+    from soilnet.data.earth_engine.manifest import Manifest
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    try:
-        cfg = load_acquire_config(config, set_)
+
+    def body():
+        cfg = load_acquire_config(config, set_, log_level)
         data, raster_layout, climate_layout = load_cube_settings(config)
         records = tile_records(Manifest.load(cfg.manifest_url), cfg).values()
         with Progress(*columns, console=console) as bar:
@@ -189,11 +176,12 @@ def ingest(
                 climate_layout=climate_layout,
                 on_tile=lambda key, ingested: bar.update(task, advance=1, description=key),
             )
-    except ERRORS as exc:
-        raise _fail(exc) from exc
+        return report
+
+    report = run_guarded(body, also=_acquisition_errors())
     table = Table("product", "landed", "ingested", "already in cube")
     for product, landed in report.landed.items():
         table.add_row(product, str(landed), str(report.ingested[product]), str(report.skipped[product]))
-    Console().print(table)
+    results.print(table)
     state = "complete" if report.complete else f"incomplete: {report.waiting} tiles not landed yet"
     console.print(f"raster cube {report.raster_cube}, climate cube {report.climate_cube}: {state}", highlight=False)

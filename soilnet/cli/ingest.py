@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from soilnet.cli.main import configure, run_guarded
+from soilnet.cli.common import ConfigOpt, OverwriteOpt, SetOpt, configure, facts_table, results, run_guarded
 
 if TYPE_CHECKING:
     from soilnet.config import SoilnetConfig
@@ -21,14 +19,6 @@ app = typer.Typer(
     help="Ingest GeoTIFF / COG rasters, NetCDF climate series and soil sample tables (local or s3://).",
     no_args_is_help=True,
 )
-console = Console()
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (section `ingest`).")]
-SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", "-s", help="Override a field: ingest.raster.resampling=nearest.")
-]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing cube or table (else resume).")]
-
 #: What an ingest reports: a title and its counts, one row each.
 Counts = tuple[str, dict[str, Any]]
 
@@ -36,13 +26,6 @@ Counts = tuple[str, dict[str, Any]]
 def _names(text: str | None) -> list[str] | None:
     """A comma-separated option as a list of names (None when not given)."""
     return text.split(",") if text else None
-
-
-def _print_counts(title: str, rows: dict[str, Any]) -> None:
-    table = Table(title=title, show_header=False)
-    for key, value in rows.items():
-        table.add_row(key, str(value))
-    console.print(table)
 
 
 def _run_ingest(
@@ -62,7 +45,7 @@ def _run_ingest(
         if options:
             section_cfg = section_cfg.model_validate({**section_cfg.model_dump(), **options})
         title, rows = work(cfg, section_cfg)
-        _print_counts(title, rows)
+        results.print(facts_table(title, rows))
 
     run_guarded(body)
 

@@ -6,12 +6,11 @@ from typing import Annotated
 
 import torch
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from soilnet.cli.main import run_guarded
+from soilnet.cli.common import results, run_guarded
 from soilnet.models.factory import count_parameters
-from soilnet.models.recipe import RecipeConfig, load_recipe
+from soilnet.recipes.recipe import RecipeConfig, load_recipe
 from soilnet.ssl.factory import build_objective
 
 app = typer.Typer(
@@ -19,7 +18,6 @@ app = typer.Typer(
     help="Model recipes (soilnet, ssl-soilnet, dino and ablations): validate and inspect them.",
     no_args_is_help=True,
 )
-results = Console(soft_wrap=True)
 
 
 @app.callback()

@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from soilnet.cli.common import console, run_guarded
 from soilnet.submission.config import SubmissionConfig
 
 if TYPE_CHECKING:
     from kubernetes.client import CoreV1Api, CustomObjectsApi
 
-    from soilnet.submission.rayjobs import RayJobState
-
-T = TypeVar("T")
+    from soilnet.submission.kuberay import RayJobState
 
 DEFAULTS = SubmissionConfig()
-console = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 k8s_app = typer.Typer(
@@ -41,19 +38,14 @@ ContextOpt = Annotated[str | None, typer.Option("--context", help="Kubeconfig co
 NameArg = Annotated[str, typer.Argument(help="RayJob name (see `soilnet k8s list`).")]
 
 
-def guarded(fn: Callable[[], T]) -> T:
-    """Run a command body; the user's and the cluster's errors become one red line and exit 2."""
+def _cluster_errors() -> tuple[type[BaseException], ...]:
+    """The cluster's refusals: a RayJob that cannot be made or read, the API server's and the HTTP errors."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
-    from soilnet.cli.main import USER_ERRORS
-    from soilnet.submission.rayjobs import RayJobError
+    from soilnet.submission.kuberay import RayJobError
 
-    try:
-        return fn()
-    except (*USER_ERRORS, RayJobError, ApiException, HTTPError, ConnectionError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        raise typer.Exit(2) from exc
+    return RayJobError, ApiException, HTTPError
 
 
 @app.command("submit")
@@ -79,7 +71,7 @@ def submit(
     the job's: 0 succeeded, the driver's code (or 1) failed, 3 stopped.
     """
     from soilnet.logs import setup_logging
-    from soilnet.submission import ray_jobs
+    from soilnet.submission import jobs_api
     from soilnet.submission.launch import read_config_text
 
     setup_logging("INFO")
@@ -87,25 +79,25 @@ def submit(
 
     def body() -> int:
         text = read_config_text(config)
-        client = ray_jobs.connect(settings.address)
-        job_id = ray_jobs.submit(client, job, text, settings, args or [])
+        client = jobs_api.connect(settings.address)
+        job_id = jobs_api.submit(client, job, text, settings, args or [])
         typer.echo(job_id)
         if not settings.follow:
             return 0
-        ray_jobs.follow_logs(client, job_id, lambda chunk: (sys.stdout.write(chunk), sys.stdout.flush()))
-        outcome = ray_jobs.wait(client, job_id, settings.poll_seconds)
+        jobs_api.follow_logs(client, job_id, lambda chunk: (sys.stdout.write(chunk), sys.stdout.flush()))
+        outcome = jobs_api.wait(client, job_id, settings.poll_seconds)
         colour = "green" if outcome.exit_code == 0 else "red"
         console.print(f"job {job_id}: [{colour}]{outcome.status}[/] {outcome.message or ''}", highlight=False)
         return outcome.exit_code
 
-    raise typer.Exit(guarded(body))
+    raise typer.Exit(run_guarded(body, also=_cluster_errors()))
 
 
 def _apis(kubeconfig: str | None, context: str | None) -> tuple[CustomObjectsApi, CoreV1Api]:
     """Custom-object and core API clients for the kubeconfig (or the pod's service account)."""
     from kubernetes import client as k8s
 
-    from soilnet.submission.rayjobs import api_client
+    from soilnet.submission.kuberay import api_client
 
     api = api_client(kubeconfig, context)
     return k8s.CustomObjectsApi(api), k8s.CoreV1Api(api)
@@ -142,7 +134,7 @@ def k8s_run(
     With --wait the exit status is the job's: 0 succeeded, 3 stopped, 1 otherwise.
     """
     from soilnet.logs import setup_logging
-    from soilnet.submission import rayjobs
+    from soilnet.submission import kuberay
     from soilnet.submission.launch import read_config_text
 
     setup_logging("INFO")
@@ -151,18 +143,18 @@ def k8s_run(
     def body() -> int:
         custom, core = _apis(kubeconfig, context)
         if template is not None:
-            tmpl = rayjobs.load_template_file(template)
+            tmpl = kuberay.load_template_file(template)
         else:
-            tmpl = rayjobs.load_template(core, settings.namespace, settings.templates_configmap, job)
+            tmpl = kuberay.load_template(core, settings.namespace, settings.templates_configmap, job)
         text = read_config_text(config) if config is not None else None
-        name = rayjobs.create_rayjob(custom, rayjobs.new_rayjob(tmpl, settings.namespace, text, args or []))
+        name = kuberay.create_rayjob(custom, kuberay.new_rayjob(tmpl, settings.namespace, text, args or []))
         typer.echo(name)
         if not wait:
             return 0
-        state = rayjobs.wait_rayjob(custom, settings.namespace, name, settings.poll_seconds, _print_state)
+        state = kuberay.wait_rayjob(custom, settings.namespace, name, settings.poll_seconds, _print_state)
         return state.exit_code
 
-    raise typer.Exit(guarded(body))
+    raise typer.Exit(run_guarded(body, also=_cluster_errors()))
 
 
 @k8s_app.command("status")
@@ -173,16 +165,16 @@ def k8s_status(
     context: ContextOpt = None,
 ) -> None:
     """Show a RayJob's deployment and job status; exit 0 if it succeeded, 1 failed, 3 stopped, 4 not finished."""
-    from soilnet.submission import rayjobs
+    from soilnet.submission import kuberay
 
     def body() -> int:
         custom, _ = _apis(kubeconfig, context)
-        state = rayjobs.get_rayjob(custom, namespace, name)
+        state = kuberay.get_rayjob(custom, namespace, name)
         for key, value in vars(state).items():
             typer.echo(f"{key}: {value}")
         return state.exit_code if state.finished else 4
 
-    raise typer.Exit(guarded(body))
+    raise typer.Exit(run_guarded(body, also=_cluster_errors()))
 
 
 @k8s_app.command("logs")
@@ -194,13 +186,13 @@ def k8s_logs(
     context: ContextOpt = None,
 ) -> None:
     """Print the logs of a RayJob (its submitter pod follows the Ray job's output)."""
-    from soilnet.submission import rayjobs
+    from soilnet.submission import kuberay
 
     def body() -> None:
         _, core = _apis(kubeconfig, context)
-        sys.stdout.write(rayjobs.rayjob_logs(core, namespace, name, tail))
+        sys.stdout.write(kuberay.rayjob_logs(core, namespace, name, tail))
 
-    guarded(body)
+    run_guarded(body, also=_cluster_errors())
 
 
 @k8s_app.command("list")
@@ -211,13 +203,13 @@ def k8s_list(
     context: ContextOpt = None,
 ) -> None:
     """List soilnet's RayJobs in the namespace, oldest first."""
-    from soilnet.submission import rayjobs
+    from soilnet.submission import kuberay
 
     def body() -> None:
         custom, _ = _apis(kubeconfig, context)
         table = Table("name", "job", "deployment", "status", "start", "end", title=f"RayJobs in {namespace}")
-        for s in rayjobs.list_rayjobs(custom, namespace, job):
+        for s in kuberay.list_rayjobs(custom, namespace, job):
             table.add_row(s.name, s.job, s.deployment_status, s.job_status, s.start_time, s.end_time)
         Console(width=200).print(table)
 
-    guarded(body)
+    run_guarded(body, also=_cluster_errors())

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from soilnet.cli.main import ConfigOpt, SetOpt, configure, console, results, run_guarded
+from soilnet.cli.common import ConfigOpt, SetOpt, configure, console, results, run_guarded
 
 app = typer.Typer(
     name="tracking",

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from soilnet.cli.main import ConfigOpt, SetOpt, configure, results, run_guarded
+from soilnet.cli.common import ConfigOpt, SetOpt, configure, results, run_guarded
 from soilnet.config import dump_config
 
 app = typer.Typer(no_args_is_help=True, help="Pretrain, fine-tune, evaluate and promote models (Ray Train, MLflow).")

@@ -20,9 +20,9 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from soilnet.data.bands import EXCLUDED_LANDCOVER
+from soilnet.data.folds import FoldConfig, assign_folds
 from soilnet.data.raster_cube import LANDCOVER_NODATA, RasterCube
 from soilnet.data.stream_config import StreamConfig
-from soilnet.evaluation.spatial_folds import FoldConfig, assign_folds
 from soilnet.progress import progress
 
 log = logging.getLogger(__name__)

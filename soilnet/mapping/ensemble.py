@@ -6,7 +6,7 @@ pixel's window is cut in memory (``windows`` mode, exact) or the encoder runs on
 tile (``dense`` mode, see `ImageEncoder.forward_dense`). Each climate series is encoded once
 per model, not once per window. Layers: the ensemble mean, the predictive std (spread across
 folds plus, for heads that predict it, the mean aleatoric variance), in target units, the
-same combination as `soilnet.models.bundle.ModelBundle.predict`.
+same combination as `soilnet.recipes.bundle.ModelBundle.predict`.
 """
 
 from __future__ import annotations

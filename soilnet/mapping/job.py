@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from soilnet import storage
 from soilnet.data.climate_cube import open_climate_cube
-from soilnet.data.earth_engine.region import Region, load_region
 from soilnet.data.raster_cube import open_raster_cube
+from soilnet.data.region import Region, load_region
 from soilnet.data.zarr_group import mark_complete
 from soilnet.mapping.config import MapConfig
 from soilnet.mapping.ensemble import Ensemble

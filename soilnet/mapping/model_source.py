@@ -10,9 +10,9 @@ import torch
 from soilnet.data.normalisation import load_stats
 from soilnet.mapping.config import ModelSourceConfig
 from soilnet.mapping.ensemble import Ensemble
-from soilnet.models.bundle import load_bundle
 from soilnet.models.checkpoint import load_weights
-from soilnet.models.recipe import RecipeConfig, load_recipe
+from soilnet.recipes.bundle import load_bundle
+from soilnet.recipes.recipe import RecipeConfig, load_recipe
 
 log = logging.getLogger(__name__)
 

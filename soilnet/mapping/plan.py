@@ -15,8 +15,8 @@ from pyproj import Transformer
 from torch.utils.flop_counter import FlopCounterMode
 
 from soilnet.data.climate_cube import ClimateCube
-from soilnet.data.earth_engine.region import Region, Tile
 from soilnet.data.raster_cube import RasterCube
+from soilnet.data.region import Region, Tile
 from soilnet.mapping.ensemble import Ensemble, Mode
 from soilnet.mapping.tiling import MapGrid
 

@@ -16,8 +16,8 @@ from pyproj import Transformer
 
 from soilnet.data.climate_cube import open_climate_cube
 from soilnet.data.climate_series import ClimateSeriesReader
-from soilnet.data.earth_engine.region import Tile
 from soilnet.data.raster_cube import open_raster_cube
+from soilnet.data.region import Tile
 from soilnet.mapping.tiling import MapGrid
 
 

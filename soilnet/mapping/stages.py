@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from soilnet.data.earth_engine.region import Tile
 from soilnet.data.raster_cube import decode
+from soilnet.data.region import Tile
 from soilnet.mapping.config import MapConfig
 from soilnet.mapping.manifest import TileMarker, write_marker
 from soilnet.mapping.map_cube import MISSING_NODATA, open_map_cube

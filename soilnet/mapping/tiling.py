@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from rasterio.features import rasterize
 
-from soilnet.data.earth_engine.region import Region, Tile, region_tiles
 from soilnet.data.grid import Grid
+from soilnet.data.region import Region, Tile, region_tiles
 
 #: Relative tolerance when checking that the output resolution is a multiple of the input's.
 RES_TOLERANCE = 1e-6

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from soilnet import storage
 from soilnet.evaluation.metrics import is_better
-from soilnet.models.bundle import ModelBundle, load_bundle
+from soilnet.recipes.bundle import ModelBundle, load_bundle
 from soilnet.tracking.config import TrackingConfig
 from soilnet.tracking.runs import RunTracker, tracking_uri
 

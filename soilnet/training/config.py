@@ -7,9 +7,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from soilnet.configbase import StrictModel
+from soilnet.data.folds import FoldConfig
 from soilnet.data.stream_config import StreamConfig
 from soilnet.evaluation.baselines import BaselineConfig
-from soilnet.evaluation.spatial_folds import FoldConfig
 
 
 class TrainConfig(StrictModel):

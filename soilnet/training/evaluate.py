@@ -24,7 +24,7 @@ from soilnet.models.factory import build_image_encoder
 from soilnet.tracking.runs import RunTracker
 from soilnet.training.config import EvaluateConfig
 from soilnet.training.finetune import CrossValidation
-from soilnet.training.sources import CachedSource, CubeSource
+from soilnet.training.samples import CachedSource, CubeSource
 from soilnet.training.tasks import IMAGE_ENCODER_FILE
 
 log = logging.getLogger(__name__)

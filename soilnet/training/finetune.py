@@ -23,21 +23,21 @@ import ray
 import torch
 
 from soilnet import storage
-from soilnet.config import DataConfig
+from soilnet.data.folds import fold_split
 from soilnet.data.normalisation import NormStats, load_stats, normalise_batch
 from soilnet.data.points import TARGET_COLUMNS
 from soilnet.data.sampling import steps_per_epoch
+from soilnet.data.workspace import DataConfig
 from soilnet.evaluation.metrics import METRIC_NAMES, per_fold_metrics, regression_metrics, summarise_folds
-from soilnet.evaluation.spatial_folds import fold_split
-from soilnet.models.bundle import BundleMeta, save_bundle
-from soilnet.models.recipe import RecipeConfig
+from soilnet.recipes.bundle import BundleMeta, save_bundle
+from soilnet.recipes.recipe import RecipeConfig
 from soilnet.redaction import redact_userinfo
 from soilnet.tracking.config import TrackingConfig
 from soilnet.tracking.registry import BUNDLE_ARTIFACT, BUNDLE_URL_TAG, cv_metric_key
 from soilnet.tracking.runs import RunTracker
 from soilnet.training.best import best_folder, read_best
 from soilnet.training.config import FinetuneConfig, TrainConfig
-from soilnet.training.inputs import (
+from soilnet.training.job import (
     CubeInputs,
     Resume,
     fit_recipe,
@@ -49,7 +49,7 @@ from soilnet.training.inputs import (
     with_target_stats,
 )
 from soilnet.training.loop import ModelSpec, WorkerSpec
-from soilnet.training.sources import CachedSource, CubeSource
+from soilnet.training.samples import CachedSource, CubeSource
 from soilnet.training.tasks import RegressionTask
 from soilnet.training.trainer import fit, refuse_earlier_run
 

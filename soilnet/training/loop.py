@@ -29,9 +29,9 @@ from torch import nn
 
 from soilnet.data.normalisation import NormStats
 from soilnet.tracking.runs import RunTracker
+from soilnet.training.batches import CacheFeed, DatasetFeed
 from soilnet.training.best import best_folder, keep_if_best
 from soilnet.training.config import OptimConfig
-from soilnet.training.feeds import CacheFeed, DatasetFeed
 from soilnet.training.state import Progress, read_state, save_checkpoint
 from soilnet.training.tasks import RegressionTask, SSLTask
 

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 import yaml
 
 from soilnet import storage
-from soilnet.config import DataConfig
+from soilnet.data.folds import FoldConfig
 from soilnet.data.normalisation import NormStats, save_stats
 from soilnet.data.sampling import steps_per_epoch
-from soilnet.evaluation.spatial_folds import FoldConfig
+from soilnet.data.workspace import DataConfig
 from soilnet.models.checkpoint import save_weights
 from soilnet.redaction import redact_userinfo
 from soilnet.tracking.config import TrackingConfig
 from soilnet.training.best import best_folder, read_best
 from soilnet.training.config import PretrainConfig, TrainConfig
-from soilnet.training.inputs import (
+from soilnet.training.job import (
     CubeInputs,
     Resume,
     fit_recipe,

@@ -16,7 +16,7 @@ from torch import nn
 from soilnet import storage
 from soilnet.models.checkpoint import load_weights
 from soilnet.models.fusion import SoilNetModel
-from soilnet.models.recipe import RecipeConfig
+from soilnet.recipes.recipe import RecipeConfig
 from soilnet.ssl.factory import build_objective
 from soilnet.ssl.objective import SSLObjective
 from soilnet.training.config import OptimConfig

@@ -8,10 +8,10 @@ import pytest
 
 from soilnet.data.bands import EXCLUDED_LANDCOVER
 from soilnet.data.demo_region import DemoConfig, generate_demo_region
+from soilnet.data.folds import FoldConfig
 from soilnet.data.locations import labelled_locations, masked_fraction, shard_quotas, unlabelled_locations
 from soilnet.data.raster_cube import RasterLayout, open_raster_cube
 from soilnet.data.stream_config import StreamConfig
-from soilnet.evaluation.spatial_folds import FoldConfig
 
 
 @pytest.fixture(scope="module")

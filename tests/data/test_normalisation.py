@@ -8,11 +8,11 @@ import pytest
 
 from soilnet.data.bands import BAND_NAMES, CLIMATE_VARIABLES
 from soilnet.data.demo_region import DemoConfig, generate_demo_region
+from soilnet.data.folds import FoldConfig, fold_split
 from soilnet.data.locations import labelled_locations
 from soilnet.data.normalisation import NormStats, fit_normalisation, load_stats, normalise_batch, save_stats
 from soilnet.data.raster_cube import RasterLayout
-from soilnet.data.streaming import SampleReader
-from soilnet.evaluation.spatial_folds import FoldConfig, fold_split
+from soilnet.data.stream import SampleReader
 
 BANDS, VARS = list(BAND_NAMES), list(CLIMATE_VARIABLES)
 

@@ -7,8 +7,8 @@ import pydantic
 import pytest
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from soilnet.data.folds import kmeans_folds
 from soilnet.evaluation import baselines as bl
-from soilnet.evaluation.spatial_folds import kmeans_folds
 
 N, C, T, V = 240, 4, 12, 3
 

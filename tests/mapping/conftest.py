@@ -1,4 +1,4 @@
-"""Fixtures of the mapping tests: the tiny two-fold ensemble (`soilnet.models.tiny`) on disk, map configs."""
+"""Fixtures of the mapping tests: the tiny two-fold ensemble (`tests.fixtures.tiny_models`) on disk, map configs."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import yaml
 
 from soilnet.data.normalisation import save_stats
 from soilnet.mapping.config import MapConfig, ModelSourceConfig
-from soilnet.models.bundle import ModelBundle
 from soilnet.models.checkpoint import save_weights
-from soilnet.models.tiny import save_tiny_bundle, tiny_bundle, tiny_models, tiny_recipe_dict, tiny_stats
+from soilnet.recipes.bundle import ModelBundle
+from tests.fixtures.tiny_models import tiny_bundle, tiny_models, tiny_recipe_dict, tiny_stats
 
 
 def write_tiny_model(folder: Path, folds: int = 2) -> ModelSourceConfig:
@@ -39,12 +39,6 @@ def reference_bundle() -> ModelBundle:
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> ModelSourceConfig:
     """The tiny ensemble as loose checkpoint files."""
     return write_tiny_model(tmp_path_factory.mktemp("checkpoint"))
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The tiny ensemble saved as a model bundle folder."""
-    return save_tiny_bundle(str(tmp_path_factory.mktemp("bundle") / "tiny"))
 
 
 @pytest.fixture(scope="session")

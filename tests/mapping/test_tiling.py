@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pyproj import Transformer
 
-from soilnet.data.earth_engine.region import region_from_geojson
 from soilnet.data.grid import Grid
+from soilnet.data.region import region_from_geojson
 from soilnet.mapping.tiling import MapGrid, stride_for
 
 INPUT = Grid.from_origin(3035, 4_200_000.0, 3_000_000.0, 30.0, 200, 200)

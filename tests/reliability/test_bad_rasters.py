@@ -11,8 +11,8 @@ import pytest
 from soilnet import storage
 from soilnet.data.ingest.climate import ClimateIngestError, ingest_climate
 from soilnet.data.ingest.config import ClimateIngestConfig, RasterIngestConfig
-from soilnet.data.ingest.progress import is_complete
 from soilnet.data.ingest.raster import RasterIngestError, ingest_rasters
+from soilnet.data.ingest.resume import is_complete
 from soilnet.data.raster_cube import RasterLayout, open_raster_cube
 from soilnet.data.zarr_group import CubeValidationError
 

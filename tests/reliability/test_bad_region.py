@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from soilnet.data.earth_engine.region import RegionError, load_region, region_grid
+from soilnet.data.region import RegionError, load_region, region_grid
 
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from soilnet.cli import app
 from soilnet.data.ingest.config import RasterIngestConfig
-from soilnet.data.ingest.progress import IngestProgress, is_complete
 from soilnet.data.ingest.raster import ingest_rasters
+from soilnet.data.ingest.resume import IngestProgress, is_complete
 from soilnet.data.raster_cube import RasterLayout, open_raster_cube, validate_raster_cube
 from soilnet.data.zarr_group import CubeValidationError
 from soilnet.storage import StorageError

@@ -21,12 +21,11 @@ import yaml
 
 from soilnet import storage
 from soilnet.data.zarr_group import CubeValidationError
+from soilnet.demo.map_stage import demo_map_config
 from soilnet.mapping.config import MapConfig
-from soilnet.mapping.demo import demo_map_config
 from soilnet.mapping.job import map_cube_url, run_map
 from soilnet.mapping.manifest import read_markers
 from soilnet.mapping.map_cube import MapCube, open_map_cube
-from soilnet.models.tiny import save_tiny_bundle
 from soilnet.storage import StorageError
 
 pytestmark = pytest.mark.slow
@@ -34,12 +33,6 @@ pytestmark = pytest.mark.slow
 #: Seconds the endpoint stays down: a store pod restarting, a load balancer failing over.
 OUTAGE_S = 3.0
 SOILNET = Path(sys.executable).with_name("soilnet")
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The tiny two-fold ensemble of `soilnet.models.tiny` as a bundle folder."""
-    return save_tiny_bundle(str(tmp_path_factory.mktemp("bundle") / "tiny"))
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +184,7 @@ def _name(pid: int) -> str:
 
 
 def test_killed_ray_driver_resumes_to_identical_bytes(config, reference, tmp_path) -> None:
-    cfg = config(str(tmp_path / "map"), executor="ray")
+    cfg = config(str(tmp_path / "map"), executor="ray", lease_ttl_s=4.0, lease_wait_s=60.0)
     config_file = tmp_path / "map.yaml"
     config_file.write_text(yaml.safe_dump({"map": cfg.model_dump(mode="json")}))
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
@@ -210,21 +203,22 @@ def test_killed_ray_driver_resumes_to_identical_bytes(config, reference, tmp_pat
     os.kill(proc.pid, signal.SIGKILL)  # the driver alone, as the OOM killer or a lost node would
     proc.wait()
     try:
-        done = read_markers(cfg.out)
-        assert 3 <= len(done) < 16, f"the driver was not killed mid-run ({len(done)} tiles done)"
-        with pytest.raises(CubeValidationError, match="incomplete map_cube"):
-            open_map_cube(map_cube_url(cfg.out))
-        # resume in-process (the tiles the Ray actors finished must equal the local reference bit for bit)
-        result = run_map(cfg.model_copy(update={"executor": "local"}))
-        assert set(result.computed).isdisjoint(done) and len(result.computed) + len(done) == 16
-        assert stored_bytes(result.map_url) == stored_bytes(reference())
         writers = ray_processes
-        for _ in range(100):  # the killed driver's raylet and actors notice and exit by themselves
+        for _ in range(300):  # the killed driver's raylet and actors notice and exit by themselves
             writers = {pid for pid in _alive(ray_processes) if _name(pid) not in RAY_AGENTS}
             if not writers:
                 break
             time.sleep(0.1)
         assert not writers, f"processes of the killed job still running: {[_name(p) for p in writers]}"
+        done = read_markers(cfg.out)  # final: no writer of the killed run is left
+        assert 3 <= len(done) < 16, f"the driver was not killed mid-run ({len(done)} tiles done)"
+        with pytest.raises(CubeValidationError, match="incomplete map_cube"):
+            open_map_cube(map_cube_url(cfg.out))
+        # resume in-process once the dead run's lease is stale (the tiles the Ray actors finished must equal the
+        # local reference bit for bit)
+        result = run_map(cfg.model_copy(update={"executor": "local"}))
+        assert set(result.computed).isdisjoint(done) and len(result.computed) + len(done) == 16
+        assert stored_bytes(result.map_url) == stored_bytes(reference())
     finally:
         for pid in _alive(ray_processes):  # the agents (and anything left after a failure) end here
             os.kill(pid, signal.SIGKILL)

@@ -15,8 +15,8 @@ import pytest
 
 from soilnet.data.grid import Grid
 from soilnet.data.ingest.config import RasterIngestConfig
-from soilnet.data.ingest.progress import IngestProgress, is_complete
 from soilnet.data.ingest.raster import ingest_rasters
+from soilnet.data.ingest.resume import IngestProgress, is_complete
 from soilnet.data.raster_cube import RasterLayout, create_raster_cube, decode, encode, open_raster_cube
 from soilnet.data.shard_reader import ShardWindowReader
 from soilnet.storage import StorageError

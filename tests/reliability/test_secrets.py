@@ -96,7 +96,7 @@ def test_a_run_with_known_credentials_leaks_them_nowhere(s3_bucket, monkeypatch)
         for name in ("botocore", "aiobotocore", "s3fs", "urllib3", "fsspec"):
             logging.getLogger(name).setLevel(logging.DEBUG)
 
-    monkeypatch.setattr(importlib.import_module("soilnet.cli.main"), "setup_logging", capture_everything)
+    monkeypatch.setattr(importlib.import_module("soilnet.cli.common"), "setup_logging", capture_everything)
     workspace = f"{s3_bucket}/ws"
     result = CliRunner().invoke(
         app, ["demo-data", "--out", workspace, "--size-km", "3", "--n-points", "20", "--set", "log_level=DEBUG"]
@@ -141,9 +141,9 @@ def test_a_tracked_map_run_writes_the_credentials_nowhere(s3_bucket, tiny_demo, 
     from soilnet.mapping.config import MapConfig, ModelSourceConfig
     from soilnet.mapping.job import run_map
     from soilnet.mapping.outputs import export_outputs
-    from soilnet.models.tiny import save_tiny_bundle
     from soilnet.tracking.config import TrackingConfig
     from soilnet.tracking.runs import RunTracker
+    from tests.fixtures.tiny_models import save_tiny_bundle
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_KEY_ID)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)

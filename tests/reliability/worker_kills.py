@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from soilnet.config import DataConfig
 from soilnet.data.stream_config import StreamConfig
+from soilnet.data.workspace import DataConfig
 from soilnet.tracking.config import TrackingConfig
 from soilnet.training.config import PretrainConfig
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from soilnet import storage
-from soilnet.config import DataConfig
+from soilnet.data.folds import FoldConfig
 from soilnet.data.stream_config import StreamConfig
-from soilnet.evaluation.spatial_folds import FoldConfig
-from soilnet.models.bundle import load_bundle
+from soilnet.data.workspace import DataConfig
+from soilnet.recipes.bundle import load_bundle
 from soilnet.tracking.config import TrackingConfig
 from soilnet.tracking.registry import BUNDLE_URL_TAG
 from soilnet.training.config import FinetuneConfig, TrainConfig

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import soilnet.training.inputs as inputs_module
-from soilnet.config import DataConfig
+import soilnet.training.job as inputs_module
+from soilnet.data.folds import FoldConfig
 from soilnet.data.stream_config import StreamConfig
-from soilnet.evaluation.spatial_folds import FoldConfig
+from soilnet.data.workspace import DataConfig
 from soilnet.tracking.config import TrackingConfig
 from soilnet.training.config import FinetuneConfig, TrainConfig
 from soilnet.training.finetune import run_cross_validation
-from soilnet.training.sources import CachedSource
+from soilnet.training.samples import CachedSource
 
 
 @pytest.mark.slow

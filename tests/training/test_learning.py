@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from soilnet.config import DataConfig
 from soilnet.data.demo_region import DemoConfig, generate_demo_region
+from soilnet.data.folds import FoldConfig
 from soilnet.data.raster_cube import RasterLayout
 from soilnet.data.stream_config import StreamConfig
+from soilnet.data.workspace import DataConfig
 from soilnet.evaluation.baselines import BaselineConfig, RandomForestConfig
 from soilnet.evaluation.metrics import rmse
-from soilnet.evaluation.spatial_folds import FoldConfig
 from soilnet.tracking.config import TrackingConfig
 from soilnet.tracking.runs import RunTracker
 from soilnet.training.config import EvaluateConfig, FinetuneConfig, OptimConfig, TrainConfig

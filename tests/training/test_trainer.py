@@ -20,7 +20,7 @@ def test_an_earlier_runs_checkpoints_are_refused_unless_resuming(tmp_path):
 
 
 def test_jobs_refuse_an_earlier_run_before_reading_any_sample(tmp_path):
-    from soilnet.config import DataConfig
+    from soilnet.data.workspace import DataConfig
     from soilnet.tracking.config import TrackingConfig
     from soilnet.training.config import FinetuneConfig, PretrainConfig, TrainConfig
     from soilnet.training.finetune import run_cross_validation

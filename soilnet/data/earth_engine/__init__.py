@@ -1,10 +1,6 @@
 """Google Earth Engine acquisition: Landsat-8 composite, TerraClimate series, WorldCover mask.
 
-`run_acquisition` runs the whole acquisition from an `AcquireConfig`; `landed_tiles` lists the
-GeoTIFF tiles that have landed, for the raster and climate ingest.
+`soilnet.data.earth_engine.acquire.run_acquisition` runs the whole acquisition from an
+`AcquireConfig`; `landed_tiles` lists the GeoTIFF tiles that have landed, for the raster and
+climate ingest. The package itself imports nothing, so reading a config does not load earthengine-api.
 """
-
-from soilnet.data.earth_engine.acquire import landed_tiles, plan_products, run_acquisition
-from soilnet.data.earth_engine.config import AcquireConfig
-
-__all__ = ["AcquireConfig", "landed_tiles", "plan_products", "run_acquisition"]

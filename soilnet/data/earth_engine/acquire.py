@@ -24,9 +24,9 @@ from soilnet.data.earth_engine.config import AcquireConfig, Product
 from soilnet.data.earth_engine.credentials import initialize_earth_engine
 from soilnet.data.earth_engine.exports import FLOAT_NODATA, Destination, ExportRequest, build_requests
 from soilnet.data.earth_engine.manifest import Manifest, TileRecord
-from soilnet.data.earth_engine.region import Region, Tile, load_region, region_grid, region_tiles
 from soilnet.data.earth_engine.tasks import EarthEngineTaskService, RetryPolicy, RunSummary, TaskRunner, TaskService
 from soilnet.data.grid import Grid
+from soilnet.data.region import Region, Tile, load_region, region_grid, region_tiles
 
 log = logging.getLogger(__name__)
 

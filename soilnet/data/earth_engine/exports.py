@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import ee
 
-from soilnet.data.earth_engine.region import Tile
 from soilnet.data.grid import Grid
+from soilnet.data.region import Tile
 
 #: GeoTIFF nodata of float exports (reflectance, indices, terrain, climate): outside every band's range.
 FLOAT_NODATA = -32768.0

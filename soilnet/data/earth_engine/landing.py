@@ -48,9 +48,8 @@ from soilnet.data.earth_engine.landed_files import (
     source_url,
 )
 from soilnet.data.earth_engine.manifest import Manifest, TileRecord
-from soilnet.data.earth_engine.region import load_region
 from soilnet.data.grid import Grid
-from soilnet.data.ingest.progress import IngestProgress, half_created
+from soilnet.data.ingest.resume import IngestProgress, half_created
 from soilnet.data.raster_cube import (
     LANDCOVER_NODATA,
     RasterCube,
@@ -59,6 +58,7 @@ from soilnet.data.raster_cube import (
     create_raster_cube,
     open_raster_cube,
 )
+from soilnet.data.region import load_region
 
 log = logging.getLogger(__name__)
 

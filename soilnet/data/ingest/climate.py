@@ -37,7 +37,7 @@ from soilnet.data.climate_cube import (
 )
 from soilnet.data.grid import Grid
 from soilnet.data.ingest.config import ClimateIngestConfig
-from soilnet.data.ingest.progress import IngestProgress, half_created
+from soilnet.data.ingest.resume import IngestProgress, half_created
 from soilnet.data.zarr_group import CubeValidationError
 
 log = logging.getLogger(__name__)

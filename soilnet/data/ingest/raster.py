@@ -29,7 +29,7 @@ from rasterio.windows import Window
 from soilnet import storage
 from soilnet.data.grid import Grid
 from soilnet.data.ingest.config import RasterIngestConfig
-from soilnet.data.ingest.progress import IngestProgress, half_created
+from soilnet.data.ingest.resume import IngestProgress, half_created
 from soilnet.data.ingest.tiff_blocks import block_table_problem
 from soilnet.data.raster_cube import KIND, RasterCubeWriter, RasterLayout, create_raster_cube, open_raster_cube
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from soilnet.data.earth_engine import AcquireConfig, landed_tiles, plan_products, run_acquisition
+from soilnet.data.earth_engine.acquire import landed_tiles, plan_products, run_acquisition
+from soilnet.data.earth_engine.config import AcquireConfig
 from soilnet.data.earth_engine.manifest import Manifest
-from soilnet.data.earth_engine.region import load_region
+from soilnet.data.region import load_region
 
 
 @pytest.fixture

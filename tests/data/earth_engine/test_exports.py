@@ -6,8 +6,8 @@ import ee
 import pytest
 
 from soilnet.data.earth_engine.exports import FLOAT_NODATA, Destination, build_requests, tile_pixel_grid
-from soilnet.data.earth_engine.region import Tile
 from soilnet.data.grid import Grid
+from soilnet.data.region import Tile
 
 GRID = Grid.from_origin(3035, 4_300_000.0, 2_960_000.0, 30.0, 3000, 2000)
 GCS = Destination("cloud_storage", bucket="soil-bucket", prefix="runs/eu")

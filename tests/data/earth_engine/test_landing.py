@@ -26,9 +26,9 @@ from soilnet.data.earth_engine.exports import FLOAT_NODATA, tile_key, tile_pixel
 from soilnet.data.earth_engine.landed_files import LandedTileError, source_url
 from soilnet.data.earth_engine.landing import ingest_landed
 from soilnet.data.earth_engine.manifest import Manifest
-from soilnet.data.earth_engine.region import Tile
 from soilnet.data.grid import Grid
 from soilnet.data.raster_cube import RasterLayout, encode, open_raster_cube
+from soilnet.data.region import Tile
 
 TILE_PX = 256
 #: 2 x 2 Landsat / land-cover tiles (the last row and column ragged), 128 px shards.
@@ -321,7 +321,7 @@ def test_cli_ingest_reports_counts_and_names_bad_tiles(tmp_path: Path) -> None:
 
     from soilnet.cli.acquire import app
     from soilnet.data.earth_engine.acquire import plan_products
-    from soilnet.data.earth_engine.region import load_region
+    from soilnet.data.region import load_region
 
     ring = [[10.0, 50.0], [10.3, 50.0], [10.3, 50.2], [10.0, 50.2], [10.0, 50.0]]
     (tmp_path / "region.geojson").write_text(json.dumps({"type": "Polygon", "coordinates": [ring]}))

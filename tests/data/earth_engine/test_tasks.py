@@ -10,7 +10,6 @@ import pytest
 
 from soilnet.data.earth_engine.exports import ExportRequest
 from soilnet.data.earth_engine.manifest import Manifest
-from soilnet.data.earth_engine.region import Tile
 from soilnet.data.earth_engine.tasks import (
     AcquisitionError,
     EarthEngineTaskService,
@@ -20,6 +19,7 @@ from soilnet.data.earth_engine.tasks import (
     TaskStatus,
     is_retryable,
 )
+from soilnet.data.region import Tile
 
 
 def make_requests(n: int) -> list[ExportRequest]:

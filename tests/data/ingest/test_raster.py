@@ -13,7 +13,6 @@ from rasterio.warp import reproject, transform_bounds
 from soilnet import storage
 from soilnet.data.grid import Grid
 from soilnet.data.ingest.config import RasterIngestConfig
-from soilnet.data.ingest.progress import is_complete
 from soilnet.data.ingest.raster import (
     LANDSAT_SR_OFFSET,
     LANDSAT_SR_SCALE,
@@ -21,6 +20,7 @@ from soilnet.data.ingest.raster import (
     grid_from_sources,
     ingest_rasters,
 )
+from soilnet.data.ingest.resume import is_complete
 from soilnet.data.raster_cube import RasterCubeWriter, RasterLayout, create_raster_cube, open_raster_cube
 from soilnet.data.zarr_group import CubeExistsError, CubeValidationError
 

@@ -5,8 +5,8 @@ Both sources read a location table (`soilnet.data.locations` columns) and offer
 - ``read(table)``: decoded samples of the rows, in the driver (normalisation fitting, test
   predictions, baseline features);
 - ``feed(table, epochs, world_size, stats, name)``: the worker-side feed of normalised batches
-  for Ray Train (`soilnet.training.feeds`) and the Ray datasets it needs, every epoch ordered and
-  padded by `soilnet.data.streaming.epoch_table`, so each worker gets the same number of full
+  for Ray Train (`soilnet.training.batches`) and the Ray datasets it needs, every epoch ordered and
+  padded by `soilnet.data.stream.epoch_table`, so each worker gets the same number of full
   batches (padding rows have ``valid = 0``).
 
 `CubeSource` re-reads windows from the cubes each epoch through a Ray dataset (the streaming
@@ -27,9 +27,9 @@ import pandas as pd
 from soilnet.data.locations import COLUMNS
 from soilnet.data.normalisation import NormStats
 from soilnet.data.raster_cube import open_raster_cube
+from soilnet.data.stream import SampleReader, build_dataset, epoch_table
 from soilnet.data.stream_config import StreamConfig
-from soilnet.data.streaming import SampleReader, build_dataset, epoch_table
-from soilnet.training.feeds import CacheFeed, DatasetFeed, cache_rows
+from soilnet.training.batches import CacheFeed, DatasetFeed, cache_rows
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from soilnet import storage
 from soilnet.config import SoilnetConfig, dump_config
-from soilnet.demo import DemoReport, run_demo
-from soilnet.mapping.demo import MapDemoReport, map_demo
+from soilnet.demo.data_stage import DemoReport, run_demo
+from soilnet.demo.map_stage import MapDemoReport, map_demo
 from soilnet.tracking.registry import Promotion, promote
 from soilnet.tracking.runs import RunTracker, ui_command
 from soilnet.training.evaluate import compare_with_baselines

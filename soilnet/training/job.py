@@ -11,20 +11,20 @@ import numpy as np
 import pandas as pd
 
 from soilnet import storage
-from soilnet.config import DataConfig
 from soilnet.data.climate_cube import open_climate_cube
+from soilnet.data.folds import FoldConfig
 from soilnet.data.locations import labelled_locations, unlabelled_locations
 from soilnet.data.normalisation import NormStats, fit_normalisation
 from soilnet.data.points import read_points
 from soilnet.data.raster_cube import open_raster_cube
 from soilnet.data.stream_config import StreamConfig
-from soilnet.evaluation.spatial_folds import FoldConfig
-from soilnet.models.recipe import RecipeConfig, load_recipe
+from soilnet.data.workspace import DataConfig
+from soilnet.recipes.recipe import RecipeConfig, load_recipe
 from soilnet.redaction import usable_uri
 from soilnet.tracking.config import TrackingConfig
 from soilnet.tracking.runs import RunTracker
 from soilnet.training.config import TrainConfig
-from soilnet.training.sources import CachedSource, CubeSource
+from soilnet.training.samples import CachedSource, CubeSource
 from soilnet.training.state import read_job
 
 log = logging.getLogger(__name__)

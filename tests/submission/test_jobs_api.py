@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from soilnet.cli.submit import app
-from soilnet.submission import ray_jobs
+from soilnet.submission import jobs_api
 from soilnet.submission.config import SubmissionConfig
 from soilnet.submission.launch import CONFIG_ENV_VAR, job_module, launcher_entrypoint, read_config_text
 
@@ -127,7 +127,7 @@ def test_runtime_env_carries_the_config_and_endpoints_but_no_credentials(tmp_pat
     config = tmp_path / "c.yaml"
     config.write_text("data:\n  root: s3://soilnet\n")
     environ = {"MLFLOW_TRACKING_URI": "http://mlflow:5000", "AWS_SECRET_ACCESS_KEY": "hush", "AWS_REGION": "eu"}
-    env = ray_jobs.runtime_env(read_config_text(config), SubmissionConfig().forward_env, environ)
+    env = jobs_api.runtime_env(read_config_text(config), SubmissionConfig().forward_env, environ)
     assert env == {
         "env_vars": {
             "MLFLOW_TRACKING_URI": "http://mlflow:5000",
@@ -144,10 +144,10 @@ def test_entrypoints_and_exit_codes():
     with pytest.raises(ValueError, match="not a job name"):
         job_module("map; rm -rf /")
     assert [
-        ray_jobs.exit_code(s, c) for s, c in [("SUCCEEDED", 0), ("FAILED", 7), ("FAILED", None), ("STOPPED", None)]
+        jobs_api.exit_code(s, c) for s, c in [("SUCCEEDED", 0), ("FAILED", 7), ("FAILED", None), ("STOPPED", None)]
     ] == [0, 7, 1, 3]
     with pytest.raises(ValueError, match="not terminal"):
-        ray_jobs.exit_code("RUNNING", None)
+        jobs_api.exit_code("RUNNING", None)
 
 
 def test_bad_config_files_are_named(tmp_path):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from soilnet.mapping.demo import block_mean, map_demo
+from soilnet.demo.map_stage import block_mean, map_demo
 
 
 def test_block_mean_ignores_nan_and_handles_edges() -> None:

@@ -17,7 +17,7 @@ from kubernetes import client as k8s
 from typer.testing import CliRunner
 
 from soilnet.cli.submit import app
-from soilnet.submission import rayjobs
+from soilnet.submission import kuberay
 from soilnet.submission.launch import CONFIG_ENV_VAR
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "soilnet"
@@ -66,7 +66,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[Cluster, k8s.ApiClient, Path]]:
             }
         )
     )
-    api = rayjobs.api_client(str(kubeconfig))
+    api = kuberay.api_client(str(kubeconfig))
     yield c, api, kubeconfig
     api.close()
     c.close()
@@ -110,7 +110,7 @@ def test_run_creates_the_chart_rayjob_under_a_new_name(cluster, templates):
     assert name in [line.strip() for line in result.stdout.splitlines()]
     template = yaml.safe_load(templates["pretrain.yaml"])
     assert name != template["metadata"]["name"]
-    assert name.startswith("demo-soilnet-pretrain-") and len(name) <= rayjobs.MAX_NAME
+    assert name.startswith("demo-soilnet-pretrain-") and len(name) <= kuberay.MAX_NAME
     assert created["spec"] == template["spec"]
     assert created["metadata"]["labels"]["soilnet.io/job"] == "pretrain"
     assert created["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "soilnet-cli"
@@ -159,8 +159,8 @@ def test_run_names_the_known_jobs_when_the_template_is_missing(cluster, template
 def test_a_manifest_that_is_not_a_rayjob_is_refused(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: batch/v1\nkind: Job\nspec: {}\n")
-    with pytest.raises(rayjobs.RayJobError, match=r"is not a ray\.io/v1 RayJob"):
-        rayjobs.load_template_file(bad)
+    with pytest.raises(kuberay.RayJobError, match=r"is not a ray\.io/v1 RayJob"):
+        kuberay.load_template_file(bad)
 
 
 @pytest.mark.parametrize(
@@ -169,8 +169,8 @@ def test_a_manifest_that_is_not_a_rayjob_is_refused(tmp_path):
 )
 def test_status_reports_and_exits_with_the_job_state(cluster, templates, deployment, job, code):
     _, api, kubeconfig = cluster
-    name = rayjobs.create_rayjob(
-        k8s.CustomObjectsApi(api), rayjobs.new_rayjob(yaml.safe_load(templates["map.yaml"]), NS)
+    name = kuberay.create_rayjob(
+        k8s.CustomObjectsApi(api), kuberay.new_rayjob(yaml.safe_load(templates["map.yaml"]), NS)
     )
     set_status(api, name, deployment, job)
     result = cli(kubeconfig, "k8s", "status", name, "-n", NS)
@@ -179,14 +179,14 @@ def test_status_reports_and_exits_with_the_job_state(cluster, templates, deploym
 
 
 def test_a_new_rayjob_without_status_is_pending_not_finished():
-    state = rayjobs.RayJobState.from_object({"metadata": {"name": "x", "labels": {"soilnet.io/job": "map"}}})
+    state = kuberay.RayJobState.from_object({"metadata": {"name": "x", "labels": {"soilnet.io/job": "map"}}})
     assert (state.deployment_status, state.job_status, state.finished) == ("New", "PENDING", False)
 
 
 def test_wait_follows_the_rayjob_to_its_end(cluster, templates):
     _, api, _ = cluster
     custom = k8s.CustomObjectsApi(api)
-    name = rayjobs.create_rayjob(custom, rayjobs.new_rayjob(yaml.safe_load(templates["map.yaml"]), NS))
+    name = kuberay.create_rayjob(custom, kuberay.new_rayjob(yaml.safe_load(templates["map.yaml"]), NS))
 
     def operator() -> None:
         time.sleep(0.2)
@@ -197,7 +197,7 @@ def test_wait_follows_the_rayjob_to_its_end(cluster, templates):
     worker = threading.Thread(target=operator)
     worker.start()
     seen: list[tuple[str, str]] = []
-    state = rayjobs.wait_rayjob(custom, NS, name, 0.02, lambda s: seen.append((s.deployment_status, s.job_status)))
+    state = kuberay.wait_rayjob(custom, NS, name, 0.02, lambda s: seen.append((s.deployment_status, s.job_status)))
     worker.join()
     assert seen == [("New", "PENDING"), ("Running", "RUNNING"), ("Failed", "FAILED")]
     assert state.exit_code == 1
@@ -207,7 +207,7 @@ def test_list_and_logs(cluster, templates):
     c, api, kubeconfig = cluster
     custom = k8s.CustomObjectsApi(api)
     names = [
-        rayjobs.create_rayjob(custom, rayjobs.new_rayjob(yaml.safe_load(templates[f"{j}.yaml"]), NS))
+        kuberay.create_rayjob(custom, kuberay.new_rayjob(yaml.safe_load(templates[f"{j}.yaml"]), NS))
         for j in ("map", "evaluate")
     ]
     result = cli(kubeconfig, "k8s", "list", "-n", NS)

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from soilnet.data.normalisation import NormStats, normalise_batch
-from soilnet.data.streaming import torch_collate
+from soilnet.data.stream import torch_collate
 
 Batch = dict[str, Any]
 
@@ -65,7 +65,7 @@ def cache_rows(cache: dict[str, Any], rows: np.ndarray) -> dict[str, np.ndarray]
 class CacheFeed:
     """Each epoch's rows of an epoch table, cut from a cached sample set and normalised in the worker.
 
-    ``rows`` holds, per row of the epoch table (`soilnet.data.streaming.epoch_table`), the cache
+    ``rows`` holds, per row of the epoch table (`soilnet.data.stream.epoch_table`), the cache
     row, its epoch and its ``valid`` weight; each epoch's length is a multiple of
     ``world_size x batch_size``, and worker ``r`` takes the ``r``-th contiguous slice of it.
     """

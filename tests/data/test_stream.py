@@ -8,12 +8,12 @@ import pytest
 
 from soilnet.data.climate_cube import open_climate_cube
 from soilnet.data.demo_region import DemoConfig, generate_demo_region
+from soilnet.data.folds import FoldConfig
 from soilnet.data.locations import labelled_locations
 from soilnet.data.raster_cube import RasterLayout, open_raster_cube
 from soilnet.data.sampling import steps_per_epoch
+from soilnet.data.stream import build_dataset, torch_collate
 from soilnet.data.stream_config import StreamConfig
-from soilnet.data.streaming import build_dataset, torch_collate
-from soilnet.evaluation.spatial_folds import FoldConfig
 
 
 @pytest.fixture(scope="module")

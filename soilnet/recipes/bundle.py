@@ -31,7 +31,7 @@ from torch import nn
 from soilnet import storage
 from soilnet.data.normalisation import NormStats, load_stats, normalise_batch, save_stats
 from soilnet.models.checkpoint import load_weights, save_weights
-from soilnet.models.recipe import RecipeConfig, load_recipe
+from soilnet.recipes.recipe import RecipeConfig, load_recipe
 
 log = logging.getLogger(__name__)
 

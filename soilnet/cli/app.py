@@ -1,26 +1,29 @@
-"""The ``soilnet`` typer application: global options, error handling and the data commands."""
+"""The ``soilnet`` typer application: the root commands (demo data, validate, config, demo) and every area's."""
 
 from __future__ import annotations
 
-import logging
 import sys
-from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from soilnet import storage
-from soilnet.config import DEFAULT_CONFIG, ConfigError, SoilnetConfig, dump_config, load_config
-from soilnet.data.climate_cube import validate_climate_cube
-from soilnet.data.points import PointsTableError, read_points
-from soilnet.data.raster_cube import validate_raster_cube
-from soilnet.data.zarr_group import CubeExistsError, CubeValidationError
+from soilnet.cli.acquire import app as acquire_app
+from soilnet.cli.common import (
+    ConfigOpt,
+    OverwriteOpt,
+    SetOpt,
+    configure,
+    facts_table,
+    results,
+    run_guarded,
+)
+from soilnet.cli.ingest import app as ingest_app
+from soilnet.cli.map import app as map_app
+from soilnet.cli.models import app as models_app
+from soilnet.cli.submit import app as submit_app
+from soilnet.cli.tracking import app as tracking_app
+from soilnet.cli.train import app as train_app
 from soilnet.logs import setup_logging
-from soilnet.paths import PathEscapeError
-from soilnet.storage import StorageError
 
 app = typer.Typer(
     name="soilnet",
@@ -28,47 +31,15 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True, soft_wrap=True)
-results = Console(soft_wrap=True)
-log = logging.getLogger("soilnet.cli")
+app.add_typer(acquire_app, name="acquire", help="Export Landsat, TerraClimate and WorldCover from Earth Engine.")
+app.add_typer(ingest_app, name="ingest", help="Ingest GeoTIFF / NetCDF / CSV files into cubes and tables.")
+app.add_typer(map_app, name="map", help="Plan and run continental maps; publish COG, STAC and previews.")
+app.add_typer(models_app, name="models", help="Inspect model recipes.")
+app.add_typer(submit_app)
+app.add_typer(tracking_app, name="tracking", help="Deliver MLflow tracking calls spooled during an outage.")
+app.add_typer(train_app)
 
-#: Errors that are the user's input, reported as one clear message without a traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    ConfigError,
-    CubeValidationError,
-    CubeExistsError,
-    PathEscapeError,
-    PointsTableError,
-    StorageError,
-    OSError,  # a missing file, a full disk, a refused permission: FileNotFoundError and kin
-    ValueError,
-)
-
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML config (default: jobs/configs/demo.yaml).")
-]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a field: section.field=value.")]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing cubes and tables.")]
 DataOnlyOpt = Annotated[bool, typer.Option("--data-only", help="Only generate, validate and preview the region.")]
-
-F = TypeVar("F", bound=Callable[..., object])
-
-
-def configure(config: Path | None, overrides: list[str] | None, extra: list[str] | None = None) -> SoilnetConfig:
-    """Load the config (file, then overrides) and set up logging from it."""
-    path = config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
-    cfg = load_config(path, [*(overrides or []), *(extra or [])])
-    setup_logging(cfg.log_level)
-    return cfg
-
-
-def run_guarded(fn: Callable[[], object]) -> object:
-    """Run a command body; user errors become one red line and exit status 2."""
-    try:
-        return fn()
-    except USER_ERRORS as exc:
-        console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        raise typer.Exit(2) from exc
 
 
 @app.command("demo-data")
@@ -83,6 +54,7 @@ def demo_data(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Generate the demo region (raster cube, climate cube, true SOC map, points) into a workspace."""
+    from soilnet import storage
     from soilnet.data.demo_region import generate_demo_region
 
     extra = [f"data.root={out}"] if out else []
@@ -110,6 +82,10 @@ def validate(
     bands: Annotated[list[str] | None, typer.Option("--band", help="A band that must be present.")] = None,
 ) -> None:
     """Check that a cube or points table follows soilnet's data contracts."""
+    from soilnet.data.climate_cube import validate_climate_cube
+    from soilnet.data.points import read_points
+    from soilnet.data.raster_cube import validate_raster_cube
+
     setup_logging("WARNING")
 
     def body() -> None:
@@ -132,6 +108,8 @@ def validate(
 @app.command("config")
 def show_config(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Print the effective configuration (file + overrides) as YAML."""
+    from soilnet.config import dump_config
+
     run_guarded(lambda: sys.stdout.write(dump_config(configure(config, set_))))
 
 
@@ -146,16 +124,16 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None, data_only: DataOnlyOpt =
     def body() -> None:
         cfg = configure(config, set_)
         if data_only:
-            from soilnet.demo import run_demo
+            from soilnet.demo.data_stage import run_demo
 
             report = run_demo(cfg, overwrite=True)
-            results.print(_facts_table("soilnet demo data", report.facts, report.timings_s, report.previews))
+            results.print(facts_table("soilnet demo data", report.facts, report.timings_s, report.previews))
             return
-        from soilnet.demo_flow import run_full_demo
+        from soilnet.demo.full_run import run_full_demo
 
         full = run_full_demo(cfg)
         data = full.data
-        results.print(_facts_table("demo region", data.facts, data.timings_s, data.previews))
+        results.print(facts_table("demo region", data.facts, data.timings_s, data.previews))
         results.print(full.comparison)
         promo = full.promotion
         verdict = "now champion" if promo.promoted else f"champion stays version {promo.previous_version}"
@@ -169,26 +147,12 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None, data_only: DataOnlyOpt =
         for cog in m.outputs.cogs:
             results.print(f"COG: {cog.url}")
         results.print(f"preview: {m.outputs.preview}")
-        results.print(_facts_table("timings", {}, full.timings_s, []))
+        results.print(facts_table("timings", {}, full.timings_s))
         results.print(f"open the runs in MLflow: [bold]{full.ui_command}[/]")
 
     run_guarded(body)
 
 
-def _facts_table(title: str, facts: dict[str, object], timings: dict[str, float], paths: list[str]) -> Table:
-    table = Table(title=title, show_header=False)
-    for key, value in facts.items():
-        table.add_row(key, str(value))
-    for stage, seconds in timings.items():
-        table.add_row(f"time: {stage}", f"{seconds:.1f} s")
-    for path in paths:
-        table.add_row("file", path)
-    return table
-
-
 def main() -> None:
     """Console-script entry point."""
-    from soilnet.cli.registry import register_all
-
-    register_all(app)
     app()

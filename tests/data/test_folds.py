@@ -6,7 +6,7 @@ import numpy as np
 import pydantic
 import pytest
 
-from soilnet.evaluation import spatial_folds as sf
+from soilnet.data import folds as sf
 
 
 def _clustered_points(n_per_cluster: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ import pytest
 from matplotlib.path import Path as PolygonPath
 from pyproj import Transformer
 
-from soilnet.data.earth_engine.region import RegionError, load_region, region_from_geojson, region_grid, region_tiles
+from soilnet.data.region import RegionError, load_region, region_from_geojson, region_grid, region_tiles
 
 
 def test_grid_covers_region_snapped(region_file: Path) -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from soilnet.cli.main import app
+from soilnet.cli.app import app
 
 runner = CliRunner()
 

@@ -8,7 +8,7 @@ import torch
 
 from soilnet import storage
 from soilnet.data.normalisation import NormStats, normalise_batch
-from soilnet.models.bundle import BundleMeta, load_bundle, save_bundle
+from soilnet.recipes.bundle import BundleMeta, load_bundle, save_bundle
 
 
 def _stats(recipe) -> NormStats:

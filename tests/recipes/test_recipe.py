@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from soilnet import storage
-from soilnet.models.recipe import load_recipe
+from soilnet.recipes.recipe import load_recipe
 
 RECIPES = Path(__file__).resolve().parents[2] / "jobs" / "configs" / "recipes"
 

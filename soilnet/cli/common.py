@@ -1,0 +1,92 @@
+"""The toolkit every ``soilnet`` command uses: consoles, user errors, shared options, config loading, tables.
+
+Importing it is cheap (typer and rich only): the commands import the heavy libraries they need
+inside their bodies, so ``soilnet --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from soilnet.logs import setup_logging
+
+if TYPE_CHECKING:
+    from soilnet.config import SoilnetConfig
+    from soilnet.configbase import StrictModel
+
+T = TypeVar("T")
+M = TypeVar("M", bound="StrictModel")
+
+#: Messages and errors (stderr).
+console = Console(stderr=True, soft_wrap=True)
+#: What a command produces (stdout).
+results = Console(soft_wrap=True)
+
+#: Errors that are the user's input (or an unreachable service), reported as one red line without a
+#: traceback. ValueError covers soilnet's named input errors (ConfigError, CubeValidationError,
+#: PathEscapeError, PointsTableError, RegionError, ManifestError, StacValidationError, ...); OSError
+#: covers a missing file, a full disk, a refused permission, CubeExistsError and refused connections.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config (default: jobs/configs/demo.yaml).")
+]
+SectionConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", help="YAML config with the command's section (or a file of only it).")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a field: section.field=value (field=value for a section)."),
+]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing cubes and tables (else resume).")]
+
+
+def configure(config: Path | None, overrides: list[str] | None, extra: list[str] | None = None) -> SoilnetConfig:
+    """Load the root config (file, then overrides) and set up logging from it."""
+    from soilnet.config import DEFAULT_CONFIG, load_config
+
+    path = config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    cfg = load_config(path, [*(overrides or []), *(extra or [])])
+    setup_logging(cfg.log_level)
+    return cfg
+
+
+def configure_section(
+    config: Path, key: str, model: type[M], overrides: list[str] | None = None, log_level: str = "INFO"
+) -> M:
+    """Load the ``key`` section of a YAML file (or the whole file) with ``field=value`` overrides; set up logging."""
+    from soilnet.config import load_section
+
+    setup_logging(log_level)
+    return load_section(config, key, model, overrides or [])
+
+
+def run_guarded(fn: Callable[[], T], also: tuple[type[BaseException], ...] = ()) -> T:
+    """Run a command body; user errors (and `also`) become one red line and exit status 2."""
+    from soilnet.storage import StorageError
+
+    try:
+        return fn()
+    except (*USER_ERRORS, StorageError, *also) as exc:
+        console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from exc
+
+
+def facts_table(
+    title: str, facts: Mapping[str, object], timings: Mapping[str, float] | None = None, files: Sequence[str] = ()
+) -> Table:
+    """A two-column table: one row per fact, then one per timed stage, then one per file written."""
+    table = Table(title=title, show_header=False)
+    for key, value in facts.items():
+        table.add_row(key, str(value))
+    for stage, seconds in (timings or {}).items():
+        table.add_row(f"time: {stage}", f"{seconds:.1f} s")
+    for path in files:
+        table.add_row("file", path)
+    return table
