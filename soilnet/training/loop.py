@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from soilnet.data.normalisation import NormStats
+from soilnet.reproducibility import deterministic_torch
 from soilnet.tracking.runs import RunTracker
 from soilnet.training.batches import CacheFeed, DatasetFeed
 from soilnet.training.best import best_folder, keep_if_best
@@ -153,8 +154,7 @@ def _saved_state(spec: WorkerSpec) -> dict[str, Any] | None:
 def train_worker(spec: WorkerSpec) -> dict[str, float]:
     """The Ray Train loop (``train_loop_per_worker``): every model in turn; returns the last model's last metrics."""
 
-    if spec.threads:
-        torch.set_num_threads(spec.threads)
+    deterministic_torch(spec.threads or 1)
     state = _saved_state(spec)
     first = int(state["progress"].get("model", 0)) if state else 0
     metrics: dict[str, float] = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import os
 from typing import Any
@@ -78,6 +80,30 @@ def refuse_earlier_run(runs_url: str, name: str, resume_from: str | None) -> Non
         )
 
 
+def worker_threads(cfg: TrainConfig) -> int:
+    """torch intra-op threads of each worker: ``threads_per_worker``, else the worker's whole CPUs (at least 1).
+
+    Fixed by the config, not by the cores a node happens to have: a float reduction split over another
+    number of threads sums in another order, and the run would no longer repeat to the bit.
+    """
+    return cfg.threads_per_worker or max(1, int(cfg.cpus_per_worker))
+
+
+def ordered_ingest() -> Any:
+    """Ray Train's dataset config with Ray Data's order preserved.
+
+    Reader actors finish blocks in whatever order they like; with ``preserve_order`` the stream keeps
+    the epoch table's order and ``streaming_split`` deals the blocks out to the workers in that order
+    (least rows first, locality hints ignored), so each worker sees the same batches in every run.
+    """
+    from ray.data import DataContext
+    from ray.train import DataConfig
+
+    options = copy.deepcopy(DataContext.get_current().execution_options)
+    options.preserve_order = True
+    return DataConfig(execution_options=options)
+
+
 def fit(spec: WorkerSpec, datasets: dict[str, Any], cfg: TrainConfig, runs_url: str, name: str) -> Any:
     """Run `train_worker` with ``cfg.num_workers`` workers; returns the Ray Train ``Result``.
 
@@ -94,6 +120,7 @@ def fit(spec: WorkerSpec, datasets: dict[str, Any], cfg: TrainConfig, runs_url: 
     resources = {"CPU": cfg.cpus_per_worker}
     if cfg.use_gpu:
         resources["GPU"] = 1
+    spec = dataclasses.replace(spec, threads=worker_threads(cfg))
     trainer = TorchTrainer(
         train_worker,
         train_loop_config=spec,
@@ -106,6 +133,7 @@ def fit(spec: WorkerSpec, datasets: dict[str, Any], cfg: TrainConfig, runs_url: 
             failure_config=FailureConfig(max_failures=cfg.max_failures),
         ),
         datasets=datasets,
+        dataset_config=ordered_ingest(),
     )
     log.info(
         "Ray Train %s: %d workers, %d model(s) x %d epochs x %s steps",
