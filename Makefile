@@ -31,6 +31,8 @@ test: install lint
 	$(PY) -m pytest
 
 bench: install
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[bench]"
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt torchgeo
 	for b in benchmarks/*.py; do $(PY) $$b --quick || exit 1; done
 
 clean:
