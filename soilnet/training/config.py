@@ -35,7 +35,10 @@ class TrainConfig(StrictModel):
         "location once into the object store and cut the epochs from memory (small labelled sets, laptop).",
     )
     threads_per_worker: int | None = Field(
-        None, ge=1, description="torch intra-op threads per worker; None: Ray's default for the worker's CPUs."
+        None,
+        ge=1,
+        description="torch intra-op threads per worker; None: its whole CPUs (cpus_per_worker, at least 1). "
+        "Fixed by the config, not the node, so a run repeats to the bit.",
     )
     seed: int = Field(0, ge=0, description="Seed of model initialisation.")
 
