@@ -19,13 +19,14 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from soilnet import storage
 from soilnet.redaction import redact_userinfo, usable_uri
 from soilnet.tracking.config import TrackingConfig
+from soilnet.tracking.datasets import TRAINING, InputDataset, send_inputs
 from soilnet.tracking.outage import (
     TrackingUnavailableError,
     bounded_requests,
@@ -221,6 +222,10 @@ class RunTracker:
         self._call(
             {"op": "log_bytes", "data": base64.b64encode(buffer.getvalue()).decode(), "artifact_file": artifact_file}
         )
+
+    def log_inputs(self, datasets: Sequence[InputDataset], context: str = TRAINING) -> None:
+        """Record what the run read (points table, cubes) as MLflow dataset inputs with a context tag."""
+        self._call({"op": "log_inputs", "datasets": [d.record() for d in datasets], "context": context})
 
     def log_folder(self, url: str, artifact_path: str) -> None:
         """Upload every file of a folder (local path or s3:// URL) under `artifact_path` (read at delivery)."""
@@ -441,5 +446,6 @@ SENDERS: dict[str, Callable[[Any, str, dict[str, Any]], None]] = {
     "log_text": _send_text,
     "log_bytes": _send_bytes,
     "log_folder": _send_folder,
+    "log_inputs": lambda client, run_id, record: send_inputs(client, run_id, record["datasets"], record["context"]),
     "set_terminated": _send_terminated,
 }
