@@ -46,6 +46,11 @@ DATED_SETTINGS = ("climate_end",)
 UNIT_SUFFIXES = {"_g_kg": "g/kg", "_mg_kg": "mg/kg", "_g_cm3": "g/cm3", "_t_ha": "t/ha", "_pct": "%"}
 
 
+def map_cube_url(out: str) -> str:
+    """The map cube under a map job's output folder."""
+    return storage.join(out, "map.zarr")
+
+
 def units_of(layer: str) -> str:
     """Units of a mean or std layer from its name; ``1`` when the name carries none."""
     base = layer.removesuffix("_std")

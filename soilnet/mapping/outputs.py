@@ -1,8 +1,15 @@
-"""A map's published outputs: COG per layer, STAC item per COG, PNG preview, all logged to MLflow.
+"""A map's published outputs: tiled COGs per layer, STAC items, PNG preview, logged to MLflow.
 
-Layout under the job's ``out`` folder: ``cog/<layer>.tif``, ``stac/<layer>.json``,
-``preview.png``. With ``mlflow_run_id`` set, every file is logged as an artifact of that run
-(under ``map/``) and the STAC items link to it; without it nothing is tracked.
+Layout under the job's ``out`` folder (or a release folder):
+
+- ``cog/<layer>.vrt``: the mosaic of ``cog/<layer>/<tile>.tif`` (one COG per map tile), with
+  ``cog/<layer>_overview.tif`` as its overview (see `soilnet.mapping.cog`);
+- ``stac/<layer>.json``: one item per layer (data = the mosaic, overview, tiles);
+- ``stac/tiles/<layer>.json``: a FeatureCollection of one item per tile COG;
+- ``preview.png``.
+
+With ``mlflow_run_id`` set, the small files (mosaics, overviews, items, preview) are logged as artifacts
+of that run (under ``map/``) and the STAC items link to it; without it nothing is tracked.
 """
 
 from __future__ import annotations
@@ -15,10 +22,9 @@ from dataclasses import dataclass, field
 from soilnet import storage
 from soilnet.mapping.cog import CogInfo, export_cog
 from soilnet.mapping.config import MapConfig, resolve_climate_end
-from soilnet.mapping.job import map_cube_url
-from soilnet.mapping.map_cube import MISSING_LAYER, open_map_cube
+from soilnet.mapping.map_cube import MISSING_LAYER, map_cube_url, open_map_cube
 from soilnet.mapping.preview import layer_preview
-from soilnet.mapping.stac import build_item, write_item
+from soilnet.mapping.stac import build_item, write_item, write_tile_items
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +38,8 @@ class MapOutputs:
     preview: str = ""
 
     def urls(self) -> list[str]:
-        """Every output URL."""
-        return [c.url for c in self.cogs] + self.items + [self.preview]
+        """The small outputs (mosaics, overview COGs, STAC items, preview); tile COGs are in ``cogs[i].tiles``."""
+        return [c.url for c in self.cogs] + [c.overview for c in self.cogs] + self.items + [self.preview]
 
 
 def log_to_mlflow(run_id: str, urls: list[str], tracking_uri: str | None = None) -> None:
@@ -50,21 +56,28 @@ def log_to_mlflow(run_id: str, urls: list[str], tracking_uri: str | None = None)
     log.info("logged %d map outputs to MLflow run %s", len(urls), run_id)
 
 
-def export_outputs(cfg: MapConfig) -> MapOutputs:
-    """Publish the map cube under ``cfg.out``: COGs, STAC items, preview (and MLflow artifacts)."""
+def export_outputs(cfg: MapConfig, dest: str | None = None) -> MapOutputs:
+    """Publish the map cube of ``cfg.out`` under ``dest`` (default ``cfg.out``): COGs, STAC items, preview.
+
+    With ``cfg.mlflow_run_id`` set, the small outputs are logged to that run too.
+    """
     cfg = resolve_climate_end(cfg)
+    dest = dest or cfg.out
     cube = open_map_cube(map_cube_url(cfg.out))
-    out = MapOutputs(preview=layer_preview(cube, cube.targets[0], storage.join(cfg.out, "preview.png")))
+    out = MapOutputs(preview=layer_preview(cube, cube.targets[0], storage.join(dest, "preview.png")))
     map_id = f"soilnet-map-{cfg.climate_end}-{cube.grid.res:g}m"
     run_link = f"runs:/{cfg.mlflow_run_id}" if cfg.mlflow_run_id else None
     model_link = cfg.model.bundle
     for layer in cube.layers:
         scale = 1.0 if layer == MISSING_LAYER else cfg.cog_scale
-        cog = export_cog(cube, layer, storage.join(cfg.out, "cog", f"{layer}.tif"), scale, cfg.cog_blocksize)
+        cog = export_cog(cube, layer, storage.join(dest, "cog"), scale, cfg.cog_blocksize)
         out.cogs.append(cog)
+        tiles = write_tile_items(
+            cog, cube.grid, map_id, cfg.climate_end, storage.join(dest, "stac", "tiles", f"{layer}.json")
+        )
         preview = out.preview if layer == cube.targets[0] else None
-        item = build_item(cog, cube.grid, map_id, cfg.climate_end, run_link, model_link, preview)
-        out.items.append(write_item(item, storage.join(cfg.out, "stac", f"{layer}.json")))
+        item = build_item(cog, cube.grid, map_id, cfg.climate_end, run_link, model_link, preview, tiles)
+        out.items.append(write_item(item, storage.join(dest, "stac", f"{layer}.json")))
     if cfg.mlflow_run_id:
         log_to_mlflow(cfg.mlflow_run_id, out.urls(), cfg.mlflow_tracking_uri)
     return out

@@ -10,6 +10,7 @@ shipped, so `EXTENSION_SCHEMAS` restates the fields we write from those specs
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 from typing import Any
@@ -69,6 +70,7 @@ class StacValidationError(ValueError):
     """A STAC item does not validate; the message names the item and each failing field."""
 
 
+@functools.cache
 def _item_validator() -> Draft7Validator:
     cache = get_local_schema_cache()
     registry = Registry().with_resources([(uri, Resource.from_contents(s)) for uri, s in cache.items()])
@@ -96,6 +98,11 @@ def validate_item(item: dict[str, Any]) -> None:
         raise StacValidationError(f"STAC item {where} is invalid:\n  " + "\n  ".join(problems))
 
 
+@functools.cache
+def _to_wgs84(epsg: int) -> Transformer:
+    return Transformer.from_crs(epsg, 4326, always_xy=True)
+
+
 def _footprint(grid: Grid) -> tuple[dict[str, Any], list[float]]:
     """WGS84 polygon and bbox of a grid's outline (edges densified so they follow the projection)."""
     west, south, east, north = grid.bounds
@@ -104,7 +111,7 @@ def _footprint(grid: Grid) -> tuple[dict[str, Any], list[float]]:
     xs += [east - (east - west) * i / n for i in range(n)] + [west] * n
     ys = [south] * n + [south + (north - south) * i / n for i in range(n)]
     ys += [north] * n + [north - (north - south) * i / n for i in range(n)]
-    lon, lat = Transformer.from_crs(grid.epsg, 4326, always_xy=True).transform(xs, ys)
+    lon, lat = _to_wgs84(grid.epsg).transform(xs, ys)
     ring = [[float(a), float(b)] for a, b in zip(lon, lat, strict=True)]
     ring.append(ring[0])
     return {"type": "Polygon", "coordinates": [ring]}, [min(lon), min(lat), max(lon), max(lat)]
@@ -118,8 +125,13 @@ def build_item(
     run_link: str | None = None,
     model_link: str | None = None,
     preview_url: str | None = None,
+    tiles_url: str | None = None,
 ) -> pystac.Item:
-    """A STAC item describing one COG of a map (its date is the month the climate series end)."""
+    """A STAC item describing one published layer of a map (its date is the month the climate series end).
+
+    A tiled layer's ``data`` asset is its VRT mosaic, with the ``overview`` COG beside it and the ``tiles``
+    FeatureCollection of per-tile items (`write_tile_items`).
+    """
     geometry, bbox = _footprint(grid)
     when = dt.datetime.strptime(date, "%Y-%m").replace(tzinfo=dt.UTC)
     item = pystac.Item(
@@ -134,12 +146,26 @@ def build_item(
     proj.shape = [grid.height, grid.width]
     proj.transform = list(grid.transform)
     proj.bbox = list(grid.bounds)
-    asset = pystac.Asset(href=cog.url, media_type=pystac.MediaType.COG, roles=["data"], title=cog.layer)
-    item.add_asset("data", asset)
     band = RasterBand.create(
         nodata=cog.nodata, data_type=DataType(cog.dtype), scale=cog.scale, offset=0.0, unit=units_of(cog.layer)
     )
-    RasterExtension.ext(asset, add_if_missing=True).bands = [band]
+    mosaic = cog.url.endswith(".vrt")
+    title = f"{cog.layer} (GDAL VRT mosaic of the tile COGs)" if mosaic else cog.layer
+    media = pystac.MediaType.XML if mosaic else pystac.MediaType.COG
+    assets = [("data", pystac.Asset(href=cog.url, media_type=media, roles=["data"], title=title))]
+    if cog.overview:
+        title = f"{cog.layer} overview COG (1:{cog.overview_step})"
+        assets.append(
+            ("overview", pystac.Asset(cog.overview, title, media_type=pystac.MediaType.COG, roles=["overview"]))
+        )
+    for key, asset in assets:
+        item.add_asset(key, asset)
+        RasterExtension.ext(asset, add_if_missing=True).bands = [band]
+    if tiles_url:
+        tiles = pystac.Asset(
+            tiles_url, "tile COGs (STAC items)", media_type=pystac.MediaType.GEOJSON, roles=["metadata"]
+        )
+        item.add_asset("tiles", tiles)
     if preview_url:
         item.add_asset("preview", pystac.Asset(href=preview_url, media_type=pystac.MediaType.PNG, roles=["overview"]))
     if run_link:
@@ -157,3 +183,18 @@ def write_item(item: pystac.Item, url: str | os.PathLike[str]) -> str:
     with storage.open_file(where, "w") as f:
         json.dump(tree, f, indent=2)
     return where
+
+
+def write_tile_items(cog: CogInfo, grid: Grid, map_id: str, date: str, url: str) -> str:
+    """A GeoJSON FeatureCollection of one validated STAC item per tile COG of a layer, written item by item."""
+    with storage.open_file(url, "w") as f:
+        f.write('{"type": "FeatureCollection", "features": [\n')
+        for i, tile in enumerate(cog.tiles):
+            window = grid.window(tile.row0, tile.col0, tile.height, tile.width)
+            one = CogInfo(cog.layer, tile.url, cog.dtype, cog.nodata, cog.scale)
+            item = build_item(one, window, f"{map_id}-{tile.name}", date).to_dict(include_self_link=False)
+            item["properties"]["soilnet:tile"] = tile.name
+            validate_item(item)
+            f.write((",\n" if i else "") + json.dumps(item))
+        f.write("\n]}\n")
+    return url

@@ -174,7 +174,7 @@ def test_a_tracked_map_run_writes_the_credentials_nowhere(s3_bucket, tiny_demo, 
     written = _run_text(MlflowClient(tracking_uri=tracker.uri), tracker.run_id, tmp_path / "artifacts")
     written["map outputs on S3"] = _object_text(out)
     assert "soilnet:layer" in written["map outputs on S3"] and '"input_hash"' in written["map outputs on S3"]
-    assert "map/soc_g_kg.tif" in {a.path for a in MlflowClient(tracking_uri=tracker.uri).list_artifacts(
+    assert "map/soc_g_kg.vrt" in {a.path for a in MlflowClient(tracking_uri=tracker.uri).list_artifacts(
         tracker.run_id, "map")} and len(outputs.items) == 3  # fmt: skip
     for where, text in written.items():
         assert FAKE_SECRET not in text, f"the secret access key appears in the {where}"
