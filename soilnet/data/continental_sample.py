@@ -110,13 +110,14 @@ def inland_window(cfg: ContinentalConfig, height: int, width: int) -> tuple[int,
     return row0, col0, height, width
 
 
-def window_shards(rows: np.ndarray, cols: np.ndarray, patch_px: int, shard: int) -> list[tuple[int, int]]:
-    """Sorted (shard row, shard col) of every shard that a ``patch_px`` window centred on a point touches."""
+def window_shards(rows: np.ndarray, cols: np.ndarray, patch_px: int, shard: int, grid: Grid) -> list[tuple[int, int]]:
+    """Sorted (shard row, shard col) of every shard of ``grid`` touched by a ``patch_px`` window centred on a point."""
     half = patch_px // 2
+    last_r, last_c = (grid.height - 1) // shard, (grid.width - 1) // shard
     found: set[tuple[int, int]] = set()
     for r, c in zip(np.asarray(rows).tolist(), np.asarray(cols).tolist(), strict=True):
-        for sr in range((r - half) // shard, (r - half + patch_px - 1) // shard + 1):
-            for sc in range((c - half) // shard, (c - half + patch_px - 1) // shard + 1):
+        for sr in range(max((r - half) // shard, 0), min((r - half + patch_px - 1) // shard, last_r) + 1):
+            for sc in range(max((c - half) // shard, 0), min((c - half + patch_px - 1) // shard, last_c) + 1):
                 found.add((sr, sc))
     return sorted(found)
 
@@ -137,7 +138,7 @@ def write_sparse_cube(
     grid = cfg.grid()
     attrs = {"generator": "soilnet.continental_sample", **cfg.model_dump()}
     writer = create_raster_cube(url, grid, BAND_NAMES, layout, attrs, overwrite=overwrite)
-    shards = window_shards(points["row"].to_numpy(), points["col"].to_numpy(), patch_px, layout.shard)
+    shards = window_shards(points["row"].to_numpy(), points["col"].to_numpy(), patch_px, layout.shard, grid)
     size = layout.shard
     for sr, sc in progress(shards, "continental shards"):
         r0, c0 = sr * size, sc * size

@@ -6,12 +6,16 @@ so this reader talks to the store itself (obstore, on S3 or a local folder):
 
 - each shard's index is read once per reader and kept (cubes are read-only while a job reads);
 - a batch of windows is turned into the set of inner chunks it needs, each fetched once;
-- chunks adjacent in a shard's bytes are merged into one range request, and all requests of a
-  batch run concurrently;
-- chunks are decoded (Blosc, as written by `soilnet.data.raster_cube`) and windows cut from them;
+- chunks adjacent in a shard's bytes are merged into one range request (and, with
+  ``coalesce_bytes``, chunks separated by at most that many unwanted bytes: one request per shard
+  and batch when sparse windows each need a few chunks), and all requests of a batch run concurrently;
+- chunks are decoded (Blosc, as written by `soilnet.data.raster_cube`) and windows cut from them; a
+  window that is exactly one inner chunk is decoded straight into the output buffer (no copy);
   missing chunks and pixels outside the grid take the array's fill value (the declared nodata).
 
-``bytes_fetched`` counts every byte the store returned, for read-amplification measurements.
+``bytes_fetched`` counts every byte the store returned, ``requests`` the GETs and
+``decoded_bytes`` the uncompressed bytes of the chunks decoded (read amplification = decoded
+bytes / bytes of the windows delivered).
 """
 
 from __future__ import annotations
@@ -107,17 +111,19 @@ def object_store(url: str) -> LocalStore | S3Store:
 class ShardWindowReader:
     """Reads (…, P, P) windows of one sharded array of a cube, chunk-aware and concurrently."""
 
-    def __init__(self, cube_url: str, array: zarr.Array, name: str, threads: int = 16) -> None:
+    def __init__(self, cube_url: str, array: zarr.Array, name: str, threads: int = 16, coalesce_bytes: int = 0) -> None:
         self.where = storage.join(cube_url, name)
         self.layout = shard_layout(array, self.where)
         self.store = object_store(cube_url)
         self.metadata = array.metadata
         self.name = name
         self.threads = threads
+        self.coalesce_bytes = coalesce_bytes
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name=f"shard-reader-{name}", daemon=True).start()
         self.bytes_fetched = 0
         self.requests = 0
+        self.decoded_bytes = 0
         self._indexes: dict[tuple[int, int], np.ndarray | None] = {}
         self._lock = threading.Lock()
 
@@ -167,7 +173,7 @@ class ShardWindowReader:
                 for r, c in chunks
                 if (r // cy, c // cx) == (sy, sx) and index[r - sy * cy, c - sx * cx, 0] != _EMPTY
             )
-            for run in _contiguous_runs(wanted):
+            for run in _contiguous_runs(wanted, self.coalesce_bytes):
                 start, end = run[0][0], run[-1][0] + run[-1][1]
                 jobs.append(self._fetch_range(self._shard_key(sy, sx), start, end, sem))
                 plans.append((start, run))
@@ -178,10 +184,51 @@ class ShardWindowReader:
                 out[coords] = blob[offset - start : offset - start + nbytes]
         return out
 
-    def _decode(self, blob: bytes) -> np.ndarray:
-        raw = numcodecs.blosc.decompress(blob) if self.layout.blosc else blob
+    def _decode(self, blob: bytes, out: np.ndarray | None = None) -> np.ndarray:
+        """One inner chunk as (..., iy, ix); decoded into ``out`` (C-contiguous, that shape) when given."""
         lead = self.layout.shape[:-2]
-        return np.frombuffer(raw, dtype=self.layout.dtype.newbyteorder("<")).reshape(*lead, *self.layout.inner)
+        with self._lock:
+            self.decoded_bytes += self.layout.dtype.itemsize * int(np.prod((*lead, *self.layout.inner)))
+        if out is not None and self.layout.blosc:
+            numcodecs.blosc.decompress(blob, out)
+            return out
+        raw = numcodecs.blosc.decompress(blob) if self.layout.blosc else blob
+        chunk = np.frombuffer(raw, dtype=self.layout.dtype.newbyteorder("<")).reshape(*lead, *self.layout.inner)
+        if out is not None:
+            out[...] = chunk
+        return chunk
+
+    def read_shard(self, sy: int, sx: int) -> np.ndarray:
+        """(..., shard_y, shard_x) raw values of one whole shard, fetched in one GET (absent shard: fill value).
+
+        Chunks are decoded straight into one chunk-major buffer, then laid out as a raster in one copy.
+        """
+        lay = self.layout
+        (cy, cx), (iy, ix), lead = lay.chunks_per_shard, lay.inner, lay.shape[:-2]
+        blocks = np.full((cy, cx, *lead, iy, ix), lay.fill_value, dtype=lay.dtype)
+        try:
+            blob = asyncio.run_coroutine_threadsafe(self._fetch_object(self._shard_key(sy, sx)), self._loop).result()
+        except BaseError as exc:
+            raise storage.StorageError(f"cannot read {self.where}: {exc}") from exc
+        if blob is not None:
+            index = np.frombuffer(blob[len(blob) - lay.index_nbytes :][: 16 * cy * cx], dtype="<u8").reshape(cy, cx, 2)
+            for r in range(cy):
+                for c in range(cx):
+                    offset, nbytes = int(index[r, c, 0]), int(index[r, c, 1])
+                    if offset != _EMPTY:
+                        self._decode(blob[offset : offset + nbytes], blocks[r, c])
+        nd = len(lead)
+        axes = (*range(2, 2 + nd), 0, 2 + nd, 1, 3 + nd)
+        return blocks.transpose(axes).reshape(*lead, cy * iy, cx * ix)
+
+    async def _fetch_object(self, key: str) -> bytes | None:
+        try:
+            result = await obstore.get_async(self.store, key)
+            data = await result.bytes_async()
+        except (NotFoundError, FileNotFoundError):
+            return None
+        self._count(len(data))
+        return bytes(data)
 
     def read_windows(self, row0: Sequence[int], col0: Sequence[int], size: int) -> np.ndarray:
         """(N, ..., size, size) raw values of windows with top-left corners (row0, col0)."""
@@ -206,6 +253,11 @@ class ShardWindowReader:
             blobs = asyncio.run_coroutine_threadsafe(self._fetch_chunks(chunks), self._loop).result()
         except BaseError as exc:
             raise storage.StorageError(f"cannot read {self.where}: {exc}") from exc
+        if _one_chunk_each(row0, col0, size, lay):  # each window is its own whole chunk: decode in place
+            for i, key in enumerate(zip((row0 // iy).tolist(), (col0 // ix).tolist(), strict=True)):
+                if key in blobs:
+                    self._decode(blobs[key], out[i])
+            return out
         decoded = {coords: self._decode(blob) for coords, blob in blobs.items()}
         for i, (r_lo, r_hi, c_lo, c_hi) in enumerate(spans):
             r0, c0 = int(row0[i]), int(col0[i])
@@ -222,13 +274,26 @@ class ShardWindowReader:
         return out
 
 
+def _one_chunk_each(row0: np.ndarray, col0: np.ndarray, size: int, lay: ShardLayout) -> bool:
+    """True if every window is exactly one inner chunk inside the array, and no two windows share one."""
+    iy, ix = lay.inner
+    height, width = lay.shape[-2:]
+    return (
+        (size, size) == (iy, ix)
+        and not np.any(row0 % iy)
+        and not np.any(col0 % ix)
+        and bool(np.all((row0 >= 0) & (col0 >= 0) & (row0 + size <= height) & (col0 + size <= width)))
+        and len(set(zip(row0.tolist(), col0.tolist(), strict=True))) == len(row0)
+    )
+
+
 def _contiguous_runs(
-    wanted: list[tuple[int, int, tuple[int, int]]],
+    wanted: list[tuple[int, int, tuple[int, int]]], gap: int = 0
 ) -> list[list[tuple[int, int, tuple[int, int]]]]:
-    """Group (offset, nbytes, coords) sorted by offset into runs of back-to-back byte ranges."""
+    """Group (offset, nbytes, coords) sorted by offset into runs of byte ranges at most ``gap`` bytes apart."""
     runs: list[list[tuple[int, int, tuple[int, int]]]] = []
     for item in wanted:
-        if runs and runs[-1][-1][0] + runs[-1][-1][1] == item[0]:
+        if runs and item[0] - (runs[-1][-1][0] + runs[-1][-1][1]) <= gap:
             runs[-1].append(item)
         else:
             runs.append([item])
