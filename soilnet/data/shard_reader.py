@@ -203,13 +203,17 @@ class ShardWindowReader:
 
         Chunks are decoded straight into one chunk-major buffer, then laid out as a raster in one copy.
         """
-        lay = self.layout
-        (cy, cx), (iy, ix), lead = lay.chunks_per_shard, lay.inner, lay.shape[:-2]
-        blocks = np.full((cy, cx, *lead, iy, ix), lay.fill_value, dtype=lay.dtype)
         try:
             blob = asyncio.run_coroutine_threadsafe(self._fetch_object(self._shard_key(sy, sx)), self._loop).result()
         except BaseError as exc:
             raise storage.StorageError(f"cannot read {self.where}: {exc}") from exc
+        return self.decode_shard(blob)
+
+    def decode_shard(self, blob: bytes | None) -> np.ndarray:
+        """(..., shard_y, shard_x) raw values of a whole shard object's bytes (None: an absent shard)."""
+        lay = self.layout
+        (cy, cx), (iy, ix), lead = lay.chunks_per_shard, lay.inner, lay.shape[:-2]
+        blocks = np.full((cy, cx, *lead, iy, ix), lay.fill_value, dtype=lay.dtype)
         if blob is not None:
             index = np.frombuffer(blob[len(blob) - lay.index_nbytes :][: 16 * cy * cx], dtype="<u8").reshape(cy, cx, 2)
             for r in range(cy):
@@ -230,29 +234,46 @@ class ShardWindowReader:
         self._count(len(data))
         return bytes(data)
 
-    def read_windows(self, row0: Sequence[int], col0: Sequence[int], size: int) -> np.ndarray:
-        """(N, ..., size, size) raw values of windows with top-left corners (row0, col0)."""
-        row0, col0 = np.asarray(row0, dtype=np.int64), np.asarray(col0, dtype=np.int64)
-        lay = self.layout
-        height, width = lay.shape[-2:]
-        iy, ix = lay.inner
-        out = np.full((len(row0), *lay.shape[:-2], size, size), lay.fill_value, dtype=lay.dtype)
-        spans = []
+    def _spans(self, row0: np.ndarray, col0: np.ndarray, size: int) -> list[tuple[int, int, int, int]]:
+        height, width = self.layout.shape[-2:]
+        return [
+            (max(r0, 0), min(r0 + size, height), max(c0, 0), min(c0 + size, width))
+            for r0, c0 in zip(row0.tolist(), col0.tolist(), strict=True)
+        ]
+
+    def chunks_of(self, row0: Sequence[int], col0: Sequence[int], size: int) -> set[tuple[int, int]]:
+        """Global (row, col) of the inner chunks that windows with top-left corners (row0, col0) touch."""
+        iy, ix = self.layout.inner
         chunks: set[tuple[int, int]] = set()
-        for r0, c0 in zip(row0.tolist(), col0.tolist(), strict=True):
-            r_lo, r_hi = max(r0, 0), min(r0 + size, height)
-            c_lo, c_hi = max(c0, 0), min(c0 + size, width)
-            spans.append((r_lo, r_hi, c_lo, c_hi))
+        for r_lo, r_hi, c_lo, c_hi in self._spans(np.asarray(row0), np.asarray(col0), size):
             if r_lo < r_hi and c_lo < c_hi:
                 chunks.update(
                     (r, c)
                     for r in range(r_lo // iy, (r_hi - 1) // iy + 1)
                     for c in range(c_lo // ix, (c_hi - 1) // ix + 1)
                 )
+        return chunks
+
+    def fetch_chunks(self, chunks: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Compressed bytes of inner chunks (absent ones left out): cached shard indexes, concurrent ranges."""
         try:
-            blobs = asyncio.run_coroutine_threadsafe(self._fetch_chunks(chunks), self._loop).result()
+            return asyncio.run_coroutine_threadsafe(self._fetch_chunks(chunks), self._loop).result()
         except BaseError as exc:
             raise storage.StorageError(f"cannot read {self.where}: {exc}") from exc
+
+    def read_windows(self, row0: Sequence[int], col0: Sequence[int], size: int) -> np.ndarray:
+        """(N, ..., size, size) raw values of windows with top-left corners (row0, col0)."""
+        return self.cut_windows(self.fetch_chunks(self.chunks_of(row0, col0, size)), row0, col0, size)
+
+    def cut_windows(
+        self, blobs: dict[tuple[int, int], bytes], row0: Sequence[int], col0: Sequence[int], size: int
+    ) -> np.ndarray:
+        """(N, ..., size, size) windows decoded from compressed chunks already in memory (`fetch_chunks`)."""
+        row0, col0 = np.asarray(row0, dtype=np.int64), np.asarray(col0, dtype=np.int64)
+        lay = self.layout
+        iy, ix = lay.inner
+        out = np.full((len(row0), *lay.shape[:-2], size, size), lay.fill_value, dtype=lay.dtype)
+        spans = self._spans(row0, col0, size)
         if _one_chunk_each(row0, col0, size, lay):  # each window is its own whole chunk: decode in place
             for i, key in enumerate(zip((row0 // iy).tolist(), (col0 // ix).tolist(), strict=True)):
                 if key in blobs:
