@@ -16,6 +16,9 @@ from soilnet.cli.common import SectionConfigOpt, SetOpt, configure_section, fact
 if TYPE_CHECKING:
     from soilnet.mapping.config import MapConfig
 
+#: Where `benchmarks/scale.py` saves the rates it measured (relative to the repository root).
+DEFAULT_RATES = Path("benchmarks/results/scale_rates.json")
+
 app = typer.Typer(
     help="Continental maps: plan the tile grid, run tiled batch inference, publish COG + STAC + preview.",
     no_args_is_help=True,
@@ -35,13 +38,27 @@ def plan(
     config: SectionConfigOpt,
     set_: SetOpt = None,
     gpus: Annotated[int, typer.Option("--gpus", min=1, help="GPUs to estimate the run time for.")] = 8,
+    rates: Annotated[
+        Path, typer.Option("--rates", help="Rates measured by benchmarks/scale.py (JSON) to project wall time from.")
+    ] = DEFAULT_RATES,
 ) -> None:
-    """Show the tile grid over the region: tiles, area, input bytes, FLOPs and time on N GPUs."""
+    """Show the tile grid over the region: tiles, area, input bytes, FLOPs, and the projected wall time and
+    cost on N GPUs from measured rates (the GPU rate is assumed until measured; the table says which is which)."""
     from soilnet.mapping.job import prepare_map
+    from soilnet.mapping.projection import load_rates, project, projection_facts
 
     def body() -> None:
-        prepared = prepare_map(load_map_config(config, set_, "WARNING"), create=False)
-        results.print(facts_table("map plan", prepared.plan.facts(gpus)))
+        cfg = load_map_config(config, set_, "WARNING")
+        plan = prepare_map(cfg, create=False).plan
+        facts = plan.facts(gpus)
+        if rates.exists():
+            measured = load_rates(rates)
+            args = (cfg.cpus_per_gpu, cfg.gpu_peak_tflops, cfg.gpu_peak_fraction, cfg.gpu_hour_usd)
+            projection = project(plan, measured, gpus, *args)
+            facts.update(projection_facts(projection, measured, cfg.gpu_peak_tflops, cfg.gpu_peak_fraction))
+        else:
+            facts["projection"] = f"no measured rates at {rates} (run python benchmarks/scale.py)"
+        results.print(facts_table("map plan", facts))
 
     run_guarded(body)
 

@@ -25,6 +25,7 @@ from soilnet import storage
 from soilnet.configbase import StrictModel
 from soilnet.data.bands import CLIMATE_VARIABLES
 from soilnet.data.grid import Grid
+from soilnet.data.shard_digests import DigestRecorder, consolidate_cube, grid_of
 from soilnet.data.zarr_group import CubeValidationError, create_group, crs_attrs, mark_complete, open_group, write_coord
 
 log = logging.getLogger(__name__)
@@ -185,12 +186,15 @@ def write_climate_block(cube: ClimateCube, row0: int, col0: int, values: np.ndar
     if (v, t) != cube.data.shape[:2]:
         raise ValueError(f"{cube.url}: block is {v} variables x {t} months, cube is {cube.data.shape[:2]}")
     with storage.writing(f"{cube.url}: cannot write the block at rows {row0}:{row0 + h}, cols {col0}:{col0 + w}"):
-        cube.data[:, :, row0 : row0 + h, col0 : col0 + w] = values.astype(np.float32)
+        stored = values.astype(np.float32)
+        cube.data[:, :, row0 : row0 + h, col0 : col0 + w] = stored
+        DigestRecorder(cube.url, "climate", grid_of(cube.data)).record(row0, col0, stored)
 
 
 def finish_climate_cube(cube: ClimateCube) -> None:
     """Mark a climate cube complete: call once every block is written (until then read-only opens refuse it)."""
     with storage.writing(f"{cube.url}: cannot mark the cube complete"):
+        consolidate_cube(cube.url, cube.group)
         mark_complete(cube.group)
     log.info("climate cube %s complete", cube.url)
 

@@ -12,6 +12,8 @@ Layout (readable by plain ``xarray.open_zarr`` and rioxarray):
 - group attributes: ``soilnet_kind = "raster_cube"``, ``grid`` (EPSG, transform, size),
   ``nodata``, ``layout``, free-form ``attrs`` (e.g. the generator's parameters), and
   ``complete`` (False until the writer's `RasterCubeWriter.finish`; read-only opens refuse it).
+- ``bands/_digests.npy``: a content digest of every written shard of ``bands``, recorded by the
+  writer and read by the map job's change detection in one request (`soilnet.data.shard_digests`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from soilnet import storage
 from soilnet.configbase import StrictModel
 from soilnet.data.bands import band_spec
 from soilnet.data.grid import Grid
+from soilnet.data.shard_digests import DigestRecorder, consolidate_cube, grid_of
 from soilnet.data.zarr_group import (
     CubeExistsError,
     CubeValidationError,
@@ -161,6 +164,7 @@ class RasterCubeWriter:
 
     def __init__(self, cube: RasterCube) -> None:
         self.cube = cube
+        self.digests = DigestRecorder(cube.url, "bands", grid_of(cube.bands))
 
     def _check_aligned(self, row0: int, col0: int, height: int, width: int) -> None:
         shard, grid = self.cube.layout.shard, self.cube.grid
@@ -184,12 +188,14 @@ class RasterCubeWriter:
             f"{self.cube.url}: cannot write the shard at rows {row0}:{row0 + h}, cols {col0}:{col0 + w}"
         ):
             self.cube.group["bands"][:, row0 : row0 + h, col0 : col0 + w] = raw
+            self.digests.record(row0, col0, raw)
             if landcover is not None:
                 self.cube.group["landcover"][row0 : row0 + h, col0 : col0 + w] = landcover.astype(np.uint8)
 
     def finish(self) -> None:
         """Mark the cube complete: call once every tile is written (until then read-only opens refuse it)."""
         with storage.writing(f"{self.cube.url}: cannot mark the cube complete"):
+            consolidate_cube(self.cube.url, self.cube.group, [self.digests])
             mark_complete(self.cube.group)
         log.info("raster cube %s complete", self.cube.url)
 

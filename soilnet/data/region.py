@@ -180,19 +180,28 @@ class Tile:
         return f"r{self.row:04d}_c{self.col:04d}"
 
 
-def region_tiles(grid: Grid, tile_px: int, region: Region) -> list[Tile]:
-    """Row-major tiles of ``tile_px`` pixels a side that touch the region; others are skipped."""
+def touched_tile_mask(grid: Grid, tile_px: int, shapes: list[dict[str, Any]] | None) -> np.ndarray:
+    """(tile rows, tile cols) bool: tiles of ``tile_px`` pixels that touch the polygons ``shapes`` (in the
+    grid's CRS, `Region.projected`); every tile when ``shapes`` is None."""
     n_rows, n_cols = math.ceil(grid.height / tile_px), math.ceil(grid.width / tile_px)
+    if shapes is None:
+        return np.ones((n_rows, n_cols), dtype=bool)
     a, _, c, _, e, f = grid.transform
     tile_transform = Affine(a * tile_px, 0.0, c, 0.0, e * tile_px, f)
     touched = rasterize(
-        [(polygon, 1) for polygon in region.projected(grid.epsg)],
+        [(polygon, 1) for polygon in shapes],
         out_shape=(n_rows, n_cols),
         transform=tile_transform,
         all_touched=True,
         fill=0,
         dtype="uint8",
     )
+    return touched.astype(bool)
+
+
+def region_tiles(grid: Grid, tile_px: int, region: Region) -> list[Tile]:
+    """Row-major tiles of ``tile_px`` pixels a side that touch the region; others are skipped."""
+    touched = touched_tile_mask(grid, tile_px, region.projected(grid.epsg))
     tiles = []
     for row0, col0, height, width in grid.tiles(tile_px):
         row, col = row0 // tile_px, col0 // tile_px

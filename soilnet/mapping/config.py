@@ -83,14 +83,27 @@ class MapConfig(StrictModel):
     )
     incremental: bool = Field(
         True,
-        description="Re-read done tiles and recompute only those whose input or model hash changed; "
-        "False trusts done markers (plain resume) and skips them unread.",
+        description="Recompute done tiles whose inputs changed (shard digests, or re-read and hashed for cubes "
+        "without digests); False trusts done markers of the same model and config (plain resume).",
+    )
+    lease_ttl_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds without a heartbeat after which a map run counts as dead and its lease is taken over.",
+    )
+    lease_wait_s: float = Field(
+        0.0, ge=0, description="Seconds to wait for another live run writing the same map before refusing."
     )
     cog_scale: float = Field(0.1, gt=0, description="COG integer scale: value = stored * scale (0.1: dg/kg).")
     cog_blocksize: int = Field(256, ge=16, description="COG internal tile size in pixels (power of two).")
-    gpu_tflops: float = Field(
-        20.0, gt=0, description="Planning assumption: sustained TFLOP/s of one GPU on this model (fp32)."
+    gpu_peak_tflops: float = Field(
+        989.0, gt=0, description="Planning: peak TFLOP/s of one GPU (H100 SXM dense bf16: 989)."
     )
+    gpu_peak_fraction: float = Field(
+        0.4, gt=0, le=1, description="Planning ASSUMPTION until a GPU run measures it: share of peak sustained."
+    )
+    cpus_per_gpu: int = Field(8, ge=1, description="Planning: reader CPU cores that come with each GPU.")
+    gpu_hour_usd: float = Field(4.0, ge=0, description="Planning ASSUMPTION: price of one GPU node-hour in USD.")
     mlflow_tracking_uri: str | None = Field(
         None, description="MLflow tracking URI of mlflow_run_id; None: $MLFLOW_TRACKING_URI or MLflow's default."
     )

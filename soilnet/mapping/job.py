@@ -1,33 +1,45 @@
-"""The map job: plan the tiles, then read -> predict -> write them with Ray Data (or in-process).
+"""The map job: select the tiles, then read -> predict -> write them with Ray Data (or in-process).
 
-Resumable and incremental: the driver reads every tile's done marker; readers hash each
-tile's inputs and drop tiles whose marker holds the same input and model hashes, so a rerun
-after a kill computes only the missing tiles and a nightly run only the changed ones.
+Resumable and incremental: a select stage decides per tile row, from done markers, shard digests
+and the model and config hashes (`soilnet.mapping.changes`), which tiles to compute, so a rerun
+after a kill computes only the missing tiles and a nightly run only the changed ones, reading no
+pixel of the others. The driver holds no per-tile state besides the names of the computed tiles.
 Inference is deterministic per tile (fixed threads, deterministic algorithms, each tile
 predicted on its own), so a resumed map is bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import dataclasses
+import functools
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from soilnet import storage
-from soilnet.data.climate_cube import open_climate_cube
-from soilnet.data.raster_cube import open_raster_cube
-from soilnet.data.region import Region, load_region
+from soilnet.data.climate_cube import ClimateCube, open_climate_cube
+from soilnet.data.raster_cube import RasterCube, open_raster_cube
+from soilnet.data.region import Region, load_region, touched_tile_mask
 from soilnet.data.zarr_group import mark_complete
-from soilnet.mapping.config import MapConfig
+from soilnet.mapping.changes import (
+    InputDigests,
+    SelectionSpec,
+    TileChange,
+    TileKeys,
+    TileSelector,
+    config_hash,
+    tile_rows,
+)
+from soilnet.mapping.config import MapConfig, resolve_climate_end
 from soilnet.mapping.ensemble import Ensemble
-from soilnet.mapping.manifest import clear_markers, read_markers
+from soilnet.mapping.lease import MapLease
+from soilnet.mapping.manifest import clear_markers, write_manifest
 from soilnet.mapping.map_cube import ensure_map_cube, open_map_cube
 from soilnet.mapping.model_source import load_ensemble
 from soilnet.mapping.plan import MapPlan, make_plan
-from soilnet.mapping.stages import MapJobSpec, PredictStage, ReadStage, WriteStage, tile_row
+from soilnet.mapping.stages import MapJobSpec, PredictStage, ReadStage, SelectStage, WriteStage
 from soilnet.mapping.tiling import MapGrid
 from soilnet.progress import progress
 
@@ -54,35 +66,54 @@ def map_settings(cfg: MapConfig, grid: MapGrid) -> dict[str, object]:
 
 @dataclass
 class PreparedMap:
-    """A planned map job: the model, the plan and the stages' spec."""
+    """A map job ready to run: the opened inputs, the model and the stages' spec."""
 
+    raster: RasterCube
+    climate: ClimateCube
+    region: Region | None
     model: Ensemble
-    plan: MapPlan
     spec: MapJobSpec
+
+    @functools.cached_property
+    def plan(self) -> MapPlan:
+        """The map's plan: tiles, area, bytes, FLOPs."""
+        cfg = self.spec.cfg
+        sustained = cfg.gpu_peak_tflops * cfg.gpu_peak_fraction
+        return make_plan(self.spec.grid, self.region, self.raster, self.climate, self.model, cfg.mode, sustained)
 
 
 def prepare_map(cfg: MapConfig, overwrite: bool = False, force: bool = False, create: bool = True) -> PreparedMap:
-    """Open the inputs, load the model, plan the tiles and (with ``create``) open or create the map cube."""
+    """Open the inputs, load the model, hash model and config and (with ``create``) open or create the map cube."""
     raster = open_raster_cube(cfg.raster)
     climate = open_climate_cube(cfg.climate)
+    cfg = resolve_climate_end(cfg, climate)
     region: Region | None = load_region(cfg.region) if cfg.region else None
     model = load_ensemble(cfg.model, device="cpu")
     grid = MapGrid.build(raster.grid, cfg.resolution_m, model.patch, cfg.tile_px)
-    plan = make_plan(grid, region, raster, climate, model, cfg.mode, cfg.gpu_tflops)
+    shapes = region.projected(grid.output.epsg) if region is not None else None
     settings = map_settings(cfg, grid)
-    model_hash = hashlib.sha256((model.content_hash() + json.dumps(settings, sort_keys=True)).encode()).hexdigest()
     url = map_cube_url(cfg.out)
-    markers = {}
     if create:
         if overwrite:
             clear_markers(cfg.out)
         ensure_map_cube(url, grid.output, cfg.targets, cfg.chunk_px, settings, overwrite)
-        markers = read_markers(cfg.out)
+    touched = touched_tile_mask(grid.output, grid.tile_px, shapes)
+    if not touched.any():
+        raise ValueError(f"the region {region.source if region else ''} does not overlap the raster cube {raster.url}")
+    selection = SelectionSpec(
+        out=cfg.out,
+        grid=grid,
+        touched=touched,
+        model_hash=model.content_hash(),
+        config_hash=config_hash(settings, shapes, raster, climate),
+        force=force,
+        trust_markers=not cfg.incremental,
+    )
     band_index = raster.band_index(model.bands)
     spec = MapJobSpec(
         cfg=cfg,
         grid=grid,
-        shapes=region.projected(grid.output.epsg) if region is not None else None,
+        shapes=shapes,
         bands=model.bands,
         variables=model.variables,
         months=model.months,
@@ -90,11 +121,23 @@ def prepare_map(cfg: MapConfig, overwrite: bool = False, force: bool = False, cr
         offset=raster.offset[band_index],
         nodata=raster.nodata,
         map_url=url,
-        model_hash=model_hash,
-        markers=markers,
-        force=force,
+        selection=selection,
     )
-    return PreparedMap(model, plan, spec)
+    return PreparedMap(raster, climate, region, model, spec)
+
+
+def changed_tiles(cfg: MapConfig, force: bool = False) -> Iterator[TileChange]:
+    """The tiles a run of ``cfg`` would compute now and why, from metadata only (markers, digests, hashes).
+
+    Tiles whose cubes carry no digests come back with reason ``unknown`` (a run reads and hashes them).
+    """
+    prepared = prepare_map(cfg, force=force, create=False)
+    spec = prepared.spec
+    selector = TileSelector(
+        spec.selection, TileKeys(spec.grid, InputDigests.load(prepared.raster, prepared.climate), prepared.climate)
+    )
+    for row in range(tile_rows(spec.selection)):
+        yield from selector.changes(row)
 
 
 @dataclass
@@ -112,16 +155,17 @@ class MapRunResult:
         return self.tiles - len(self.computed)
 
 
-def _run_local(spec: MapJobSpec, rows: list[dict]) -> list[str]:
-    reader, predictor, writer = ReadStage(spec), PredictStage(spec), WriteStage(spec)
+def _run_local(spec: MapJobSpec) -> list[str]:
+    select, reader, predictor, writer = SelectStage(spec), ReadStage(spec), PredictStage(spec), WriteStage(spec)
     done = []
-    for row in progress(rows, "map tiles"):
-        for inputs in reader(row):
-            done.append(writer(predictor(inputs))["name"])
+    for row in progress(range(tile_rows(spec.selection)), "map tile rows"):
+        for tile in select({"id": row}):
+            for inputs in reader(tile):
+                done.append(writer(predictor(inputs))["name"])
     return done
 
 
-def _run_ray(spec: MapJobSpec, rows: list[dict]) -> list[str]:
+def _run_ray(spec: MapJobSpec) -> list[str]:
     import ray
 
     if not ray.is_initialized():
@@ -131,23 +175,38 @@ def _run_ray(spec: MapJobSpec, rows: list[dict]) -> list[str]:
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
     actor = {"num_cpus": cfg.cpus_per_actor, "fn_constructor_args": (spec,)}
-    ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
+    rows = tile_rows(spec.selection)
     pool = ray.data.ActorPoolStrategy
+    ds = ray.data.from_items([{"id": i} for i in range(rows)], override_num_blocks=rows)  # no read task: no CPU
+    ds = ds.flat_map(SelectStage, compute=pool(size=1), **actor)
     ds = ds.flat_map(ReadStage, compute=pool(size=cfg.readers), **actor)
     ds = ds.map(PredictStage, compute=pool(size=cfg.predictors), num_gpus=gpus, **actor)
     ds = ds.map(WriteStage, compute=pool(size=1), **actor)
-    return [str(r["name"]) for r in progress(ds.iter_rows(), "map tiles", total=len(rows))]
+    return [str(r["name"]) for r in progress(ds.iter_rows(), "map tiles")]
 
 
 def run_map(cfg: MapConfig, overwrite: bool = False, force: bool = False) -> MapRunResult:
     """Compute every missing or changed tile of the map cube (all tiles with ``force``), then mark it complete."""
     start = time.perf_counter()
-    prepared = prepare_map(cfg, overwrite=overwrite, force=force)
-    rows = [tile_row(t) for t in prepared.plan.tiles]
-    runner = _run_local if cfg.executor == "local" else _run_ray
-    computed = runner(prepared.spec, rows)
-    mark_complete(open_map_cube(prepared.spec.map_url, writable=True).group)
-    result = MapRunResult(prepared.spec.map_url, len(rows), sorted(computed), time.perf_counter() - start)
+    with MapLease(cfg.out, cfg.lease_ttl_s, cfg.lease_wait_s) as lease:
+        prepared = prepare_map(cfg, overwrite=overwrite, force=force)
+        spec = dataclasses.replace(prepared.spec, run_id=lease.run_id)
+        runner = _run_local if cfg.executor == "local" else _run_ray
+        computed = runner(spec)
+        mark_complete(open_map_cube(spec.map_url, writable=True).group)
+    tiles = int(spec.selection.touched.sum())
+    result = MapRunResult(spec.map_url, tiles, sorted(computed), time.perf_counter() - start)
+    write_manifest(
+        cfg.out,
+        {
+            "run_id": spec.run_id,
+            "model_hash": spec.selection.model_hash,
+            "config_hash": spec.selection.config_hash,
+            "tiles": tiles,
+            "computed": len(computed),
+            "seconds": round(result.seconds, 3),
+        },
+    )
     log.info(
         "map %s: %d tiles computed, %d unchanged, %.1f s", result.map_url, len(computed), result.skipped, result.seconds
     )

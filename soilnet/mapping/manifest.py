@@ -1,8 +1,13 @@
-"""Per-tile done markers: written after a tile's data, holding the hashes it was computed from.
+"""Per-tile done markers and the map manifest: what each tile and the whole map were computed from.
 
 A marker ``<out>/tiles/<name>.json`` says the tile's layers in the map cube are complete and
-were computed from inputs with ``input_hash`` by a model (and map settings) with ``model_hash``.
-A killed job leaves no marker for a tile it was writing, so a rerun recomputes exactly those.
+were computed from inputs with ``input_hash`` (an input key, `soilnet.mapping.changes`) by a model
+with ``model_hash`` under map settings with ``config_hash``. A killed job leaves no marker for a
+tile it was writing, so a rerun recomputes exactly those. Markers are read a tile row at a time
+(`read_row_markers`, one concurrent batch of small GETs), never all at once.
+
+The manifest ``<out>/manifest.json`` is written at the end of each run: the model and config hashes,
+the run id and the tiles computed and skipped.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ class TileMarker:
     tile: str
     input_hash: str
     model_hash: str
+    config_hash: str = ""
 
 
 def markers_url(out: str) -> str:
@@ -52,6 +58,34 @@ def read_markers(out: str) -> dict[str, TileMarker]:
             continue
         markers[marker.tile] = marker
     return markers
+
+
+def read_row_markers(out: str, tiles: list[str]) -> dict[str, TileMarker]:
+    """The markers of the named tiles that exist (one concurrent batch of GETs); unreadable ones count as absent."""
+    folder = storage.resolve(markers_url(out))
+    paths = {f"{folder.path}/{name}.json": name for name in tiles}
+    found = folder.fs.cat(list(paths), on_error="return")
+    markers = {}
+    for path, data in found.items():
+        if isinstance(data, BaseException):
+            if not isinstance(data, FileNotFoundError):
+                log.warning("ignoring unreadable tile marker %s: %s", path, data)
+            continue
+        try:
+            marker = TileMarker(**json.loads(data))
+        except (ValueError, TypeError) as exc:
+            log.warning("ignoring unreadable tile marker %s: %s", path, exc)
+            continue
+        if marker.tile == paths[path]:
+            markers[marker.tile] = marker
+    return markers
+
+
+def write_manifest(out: str, manifest: dict[str, object]) -> None:
+    """Record what the last run computed the map from (``<out>/manifest.json``)."""
+    url = storage.join(out, "manifest.json")
+    with storage.writing(f"{url}: cannot write the map manifest"), storage.open_file(url, "w") as f:
+        json.dump(manifest, f, sort_keys=True, indent=1)
 
 
 def clear_markers(out: str) -> None:

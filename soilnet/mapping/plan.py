@@ -2,19 +2,24 @@
 
 FLOPs are counted (``torch.utils.flop_counter.FlopCounterMode``) by predicting one small
 ``k x k`` output-pixel tile exactly as the map job does, and divided by ``k * k``; time on N
-GPUs assumes the stated sustained throughput (`MapConfig.gpu_tflops`).
+GPUs assumes a stated share of a GPU's peak (`MapConfig.gpu_peak_fraction`); `soilnet.mapping.projection`
+adds the measured read, write and tile rates.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pyproj import Transformer
+from rasterio.features import rasterize
 from torch.utils.flop_counter import FlopCounterMode
 
 from soilnet.data.climate_cube import ClimateCube
+from soilnet.data.grid import Grid
 from soilnet.data.raster_cube import RasterCube
 from soilnet.data.region import Region, Tile
 from soilnet.mapping.ensemble import Ensemble, Mode
@@ -37,18 +42,45 @@ def flops_per_pixel(model: Ensemble, stride: int, mode: Mode, k: int = FLOP_TILE
     return counter.get_total_flops() / (k * k)
 
 
-def _clipped_px(row0: int, col0: int, height: int, width: int, rows: int, cols: int) -> int:
-    h = max(0, min(row0 + height, rows) - max(row0, 0))
-    w = max(0, min(col0 + width, cols) - max(col0, 0))
-    return h * w
+#: Most cells of the coarse raster on which the region's area is counted (bounded memory at any size).
+AREA_CELLS = 4096 * 4096
 
 
-def _climate_cells(grid: MapGrid, tile: Tile, climate: ClimateCube, tr: Transformer) -> int:
-    """Climate pixels under a tile's bounding box (an estimate of the series it reads)."""
-    west, south, east, north = grid.output.window(tile.row0, tile.col0, tile.height, tile.width).bounds
-    x, y = tr.transform(np.array([west, east, west, east]), np.array([south, south, north, north]))
+def region_pixels(out: Grid, shapes: list[dict[str, Any]] | None) -> int:
+    """Output pixels inside the region: exact (pixel centres) up to ``AREA_CELLS`` pixels, else counted on
+    square blocks of ``k x k`` pixels (``k`` the smallest that fits), which is off only along the border."""
+    if shapes is None:
+        return out.width * out.height
+    k = max(1, math.ceil(math.sqrt(out.width * out.height / AREA_CELLS)))
+    a, _, c, _, e, f = out.transform
+    coarse = Grid(out.epsg, (a * k, 0.0, c, 0.0, e * k, f), math.ceil(out.width / k), math.ceil(out.height / k))
+    inside = rasterize([(p, 1) for p in shapes], (coarse.height, coarse.width), transform=coarse.affine, dtype="uint8")
+    return min(int(inside.sum()) * k * k, out.width * out.height)
+
+
+def _tile_arrays(tiles: list[Tile]) -> np.ndarray:
+    return np.array([(t.row0, t.col0, t.height, t.width) for t in tiles], dtype=np.int64).reshape(-1, 4)
+
+
+def input_pixels(grid: MapGrid, tiles: np.ndarray, rows: int, cols: int) -> int:
+    """Input pixels the tiles' windows read (halo included, clipped to the ``rows x cols`` input grid)."""
+    s, p = grid.stride, grid.patch
+    r0, c0 = tiles[:, 0] * s + grid.offset, tiles[:, 1] * s + grid.offset
+    r1, c1 = r0 + (tiles[:, 2] - 1) * s + p, c0 + (tiles[:, 3] - 1) * s + p
+    h = np.clip(np.minimum(r1, rows) - np.maximum(r0, 0), 0, None)
+    w = np.clip(np.minimum(c1, cols) - np.maximum(c0, 0), 0, None)
+    return int((h * w).sum())
+
+
+def climate_cells(grid: MapGrid, tiles: np.ndarray, climate: ClimateCube) -> int:
+    """Climate pixels under the tiles' bounding boxes (an estimate of the series they read)."""
+    a, _, c, _, e, f = grid.output.transform
+    west, east = c + a * tiles[:, 1], c + a * (tiles[:, 1] + tiles[:, 3])
+    north, south = f + e * tiles[:, 0], f + e * (tiles[:, 0] + tiles[:, 2])
+    tr = Transformer.from_crs(grid.output.epsg, climate.grid.epsg, always_xy=True)
+    x, y = tr.transform(np.stack([west, east, west, east]), np.stack([south, south, north, north]))
     rows, cols = climate.grid.rowcol(x, y)
-    return int((rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1))
+    return int(((rows.max(axis=0) - rows.min(axis=0) + 1) * (cols.max(axis=0) - cols.min(axis=0) + 1)).sum())
 
 
 @dataclass
@@ -93,7 +125,8 @@ class MapPlan:
             "area in region": f"{self.area_km2:,.1f} km2",
             "input bytes to read": f"{self.input_bytes / 1e9:.3f} GB image + {self.climate_bytes / 1e9:.3f} GB climate",
             "FLOPs": f"{self.total_flops:.3e} ({self.flops_per_pixel:.3e} per pixel, {self.mode} mode)",
-            f"time on {n_gpus} GPU(s)": f"{self.hours_on(n_gpus):.3f} h at {self.gpu_tflops:g} TFLOP/s each",
+            f"GPU time on {n_gpus} GPU(s)": f"{self.hours_on(n_gpus):.3f} h at an ASSUMED {self.gpu_tflops:g} "
+            "TFLOP/s each (gpu_peak_tflops x gpu_peak_fraction)",
         }
 
 
@@ -111,14 +144,12 @@ def make_plan(
     shapes = region.projected(grid.output.epsg) if region is not None else None
     if not tiles:
         raise ValueError(f"the region {region.source if region else ''} does not overlap the raster cube {raster.url}")
-    region_px = image_bytes = climate_bytes = 0
+    arrays = _tile_arrays(tiles)
     band_bytes = raster.bands.shape[0] * raster.bands.dtype.itemsize
     series_bytes = len(climate.variables) * len(climate.times) * 4
-    to_climate = Transformer.from_crs(grid.output.epsg, climate.grid.epsg, always_xy=True)
-    for tile in tiles:
-        region_px += int(grid.region_mask(tile, shapes).sum())
-        image_bytes += band_bytes * _clipped_px(*grid.input_window(tile), raster.grid.height, raster.grid.width)
-        climate_bytes += series_bytes * _climate_cells(grid, tile, climate, to_climate)
+    region_px = region_pixels(grid.output, shapes)
+    image_bytes = band_bytes * input_pixels(grid, arrays, raster.grid.height, raster.grid.width)
+    climate_bytes = series_bytes * climate_cells(grid, arrays, climate)
     return MapPlan(
         grid=grid,
         tiles=tiles,

@@ -1,24 +1,28 @@
-"""The three stages of the map pipeline as callable classes (Ray Data actors or plain objects).
+"""The four stages of the map pipeline as callable classes (Ray Data actors or plain objects).
 
-Rows are dicts of NumPy arrays and scalars. `ReadStage` turns a tile row into its inputs and
-drops tiles whose done marker matches the inputs and model (so they are neither predicted nor
-written); `PredictStage` loads the model once and adds the layers; `WriteStage` writes the
-layers into the tile's own chunks of the map cube and then the tile's done marker.
+Rows are dicts of NumPy arrays and scalars. `SelectStage` turns a tile-row index into the rows of
+the tiles to compute, from metadata only (`soilnet.mapping.changes`); `ReadStage` turns a tile row
+into its inputs (and, for cubes without digests, drops tiles whose inputs hash as before);
+`PredictStage` loads the model once and adds the layers; `WriteStage` writes the layers into the
+tile's own chunks of the map cube and then the tile's done marker.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from soilnet.data.raster_cube import decode
+from soilnet.data.climate_cube import open_climate_cube
+from soilnet.data.raster_cube import decode, open_raster_cube
 from soilnet.data.region import Tile
+from soilnet.mapping.changes import CONTENT_KEY, InputDigests, SelectionSpec, TileKeys, TileSelector
 from soilnet.mapping.config import MapConfig
+from soilnet.mapping.lease import check_lease
 from soilnet.mapping.manifest import TileMarker, write_marker
 from soilnet.mapping.map_cube import MISSING_NODATA, open_map_cube
 from soilnet.mapping.model_source import load_ensemble
@@ -45,9 +49,12 @@ class MapJobSpec:
     offset: np.ndarray
     nodata: int
     map_url: str
-    model_hash: str
-    markers: dict[str, TileMarker] = field(default_factory=dict)
-    force: bool = False
+    selection: SelectionSpec
+    run_id: str = ""
+
+    def marker(self, name: str, input_key: str) -> TileMarker:
+        """The done marker of a tile computed from inputs with ``input_key``."""
+        return TileMarker(name, input_key, self.selection.model_hash, self.selection.config_hash)
 
 
 def tile_row(tile: Tile) -> Row:
@@ -60,8 +67,23 @@ def row_tile(row: Row) -> Tile:
     return Tile(*(int(row[k]) for k in TILE_FIELDS))
 
 
+class SelectStage:
+    """Turns a tile-row index (``{"id": i}``) into the rows of its tiles to compute (no pixel reads)."""
+
+    def __init__(self, spec: MapJobSpec) -> None:
+        raster, climate = open_raster_cube(spec.cfg.raster), open_climate_cube(spec.cfg.climate)
+        keys = TileKeys(spec.grid, InputDigests.load(raster, climate), climate)
+        self.selector = TileSelector(spec.selection, keys)
+
+    def __call__(self, row: Row) -> list[Row]:
+        return [
+            {**tile_row(c.tile), "input_key": c.input_key, "marker_key": c.marker_key, "reason": c.reason}
+            for c in self.selector.changes(int(row["id"]))
+        ]
+
+
 class ReadStage:
-    """Reads each tile once with its halo; yields nothing for tiles that are done and unchanged."""
+    """Reads each tile once with its halo; for cubes without digests, drops tiles whose inputs hash as before."""
 
     def __init__(self, spec: MapJobSpec) -> None:
         cfg = spec.cfg
@@ -72,15 +94,10 @@ class ReadStage:
 
     def __call__(self, row: Row) -> list[Row]:
         tile = row_tile(row)
-        name = str(row["name"])
-        marker = self.spec.markers.get(name)
-        trusted = marker is not None and not self.spec.force and not self.spec.cfg.incremental
-        if trusted and marker.model_hash == self.spec.model_hash:
-            return []
         inputs = self.reader.read(tile)
-        input_hash = inputs.content_hash()
-        if not self.spec.force and marker == TileMarker(name, input_hash, self.spec.model_hash):
-            return []
+        input_key = str(row.get("input_key", "")) or CONTENT_KEY + inputs.content_hash()
+        if row.get("reason") == "unknown" and input_key == str(row["marker_key"]):
+            return []  # a cube without digests: read and hashed, unchanged
         return [
             {
                 **tile_row(tile),
@@ -88,7 +105,7 @@ class ReadStage:
                 "series": inputs.series,
                 "index": inputs.index,
                 "inside": inputs.inside,
-                "input_hash": input_hash,
+                "input_hash": input_key,
             }
         ]
 
@@ -142,6 +159,8 @@ class WriteStage:
 
     def __call__(self, row: Row) -> Row:
         name = str(row["name"])
+        if self.spec.run_id:  # a killed driver's actors must not race the run that took over
+            check_lease(self.spec.cfg.out, self.spec.run_id, self.spec.cfg.lease_ttl_s)
         self.cube.write_tile(
             int(row["row0"]),
             int(row["col0"]),
@@ -149,5 +168,5 @@ class WriteStage:
             np.asarray(row["std"]),
             np.asarray(row["missing"]),
         )
-        write_marker(self.spec.cfg.out, TileMarker(name, str(row["input_hash"]), self.spec.model_hash))
+        write_marker(self.spec.cfg.out, self.spec.marker(name, str(row["input_hash"])))
         return {"name": name}

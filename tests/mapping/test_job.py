@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
 import yaml
+from zarr.storage import LocalStore
 
 from soilnet import storage
 from soilnet.data.climate_cube import open_climate_cube
-from soilnet.data.raster_cube import open_raster_cube
+from soilnet.data.raster_cube import RasterCubeWriter, open_raster_cube
 from soilnet.data.zarr_group import CubeValidationError
 from soilnet.mapping.job import map_cube_url, prepare_map, run_map
 from soilnet.mapping.manifest import read_markers
@@ -44,6 +49,47 @@ def window_by_window(cfg, bundle) -> tuple[np.ndarray, np.ndarray]:
     series = climate.read_series(x, y, out.epsg, np.datetime64(cfg.climate_end), 12)[:, :, var_idx]
     mean, std = bundle.predict(images, series)
     return mean[:, 0].reshape(out.height, out.width), std[:, 0].reshape(out.height, out.width)
+
+
+@dataclass
+class Opened:
+    """What a map run read of a raster cube: shards of ``bands`` (row, col) and digest-index reads."""
+
+    shards: set[tuple[int, int]] = field(default_factory=set)
+    digests: int = 0
+
+
+@contextlib.contextmanager
+def count_opened(raster_url: str) -> Iterator[Opened]:
+    """Record the raster cube's shard reads (every zarr store read) and digest-index reads during the block."""
+    opened, root = Opened(), str(Path(raster_url).resolve())
+    get, get_partial, open_file = LocalStore.get, LocalStore.get_partial_values, storage.open_file
+
+    def note(store: LocalStore, key: str) -> None:
+        parts = key.split("/")
+        if str(store.root) == root and parts[:2] == ["bands", "c"]:
+            opened.shards.add((int(parts[3]), int(parts[4])))
+
+    async def counted_get(self, key, *args, **kwargs):
+        note(self, key)
+        return await get(self, key, *args, **kwargs)
+
+    async def counted_partial(self, prototype, key_ranges):
+        key_ranges = list(key_ranges)
+        for key, _ in key_ranges:
+            note(self, key)
+        return await get_partial(self, prototype, key_ranges)
+
+    def counted_open(url, mode="rb"):
+        opened.digests += str(url).startswith(root) and "_digests" in str(url) and "r" in mode
+        return open_file(url, mode)
+
+    with (
+        mock.patch.object(LocalStore, "get", counted_get),
+        mock.patch.object(LocalStore, "get_partial_values", counted_partial),
+        mock.patch.object(storage, "open_file", counted_open),
+    ):
+        yield opened
 
 
 def cube_bytes(url: str) -> dict[str, bytes]:
@@ -89,28 +135,35 @@ def test_nodata_follows_the_input(map_config, tiny_demo, reference_bundle) -> No
     assert np.array_equal(out["missing"] == 1, nodata)
 
 
-def test_incremental_run_recomputes_only_changed_tiles(map_config, tiny_demo, tmp_path) -> None:
+def test_one_changed_shard_recomputes_exactly_the_tiles_over_it(map_config, tiny_demo, tmp_path) -> None:
     raster_copy = str(tmp_path / "raster.zarr")
     shutil.copytree(tiny_demo.raster, raster_copy)
     cfg = map_config(raster=raster_copy)
     assert len(run_map(cfg).computed) == 16
-    before = open_map_cube(map_cube_url(cfg.out)).read("soc_g_kg")
-    # rewrite one 128 px shard's worth of pixels in its south-east corner: rows/cols 150..199
+    # rewrite shard (1, 1) (rows/cols 128..199 of the 128 px shards) as an ingest would: through the writer
     cube = open_raster_cube(raster_copy, writable=True)
-    raw = cube.read_raw(150, 150, 50, 50)
-    cube.bands[:, 150:200, 150:200] = np.where(raw == cube.nodata, raw, raw // 2)
-    result = run_map(cfg)
-    # tiles whose halo'd input window reaches row/col 150: output rows >= (150 - 16 - 28) / 8
-    assert result.computed == ["r0002_c0002", "r0002_c0003", "r0003_c0002", "r0003_c0003"]
-    after = open_map_cube(map_cube_url(cfg.out)).read("soc_g_kg")
-    assert np.array_equal(before[:16], after[:16], equal_nan=True)
-    assert not np.allclose(before[20:, 20:], after[20:, 20:], equal_nan=True)
+    values = cube.read_window(128, 128, 72, 72)
+    values[:, 22:, 22:] *= 0.5  # only rows/cols 150..199 differ
+    writer = RasterCubeWriter(cube)
+    writer.write_tile(128, 128, values)
+    writer.finish()
+    with count_opened(raster_copy) as opened:
+        result = run_map(cfg)
+    # 8 output px tiles at stride 8 read input rows t * 64 - 12 .. t * 64 + 76 (32 px windows): tiles 1..3 reach 128
+    assert result.computed == [f"r{r:04d}_c{c:04d}" for r in (1, 2, 3) for c in (1, 2, 3)]
+    assert opened.shards == {(1, 1), (0, 0), (0, 1), (1, 0)} and opened.digests == 1  # read: their tiles' shards
+    full = map_config(raster=raster_copy, out=str(tmp_path / "full"))
+    run_map(full)
+    assert cube_bytes(map_cube_url(cfg.out)) == cube_bytes(map_cube_url(full.out))
+    with count_opened(raster_copy) as opened:
+        assert run_map(cfg).computed == []
+    assert opened.shards == set() and opened.digests == 1  # nothing changed: no pixel read at all
 
 
 def test_killed_job_resumes_to_identical_bytes(map_config, tmp_path) -> None:
     reference = map_config(out=str(tmp_path / "reference"))
     run_map(reference)
-    cfg = map_config(out=str(tmp_path / "killed"))
+    cfg = map_config(out=str(tmp_path / "killed"), lease_ttl_s=2.0, lease_wait_s=30.0)  # rerun waits out the lease
     config_file = tmp_path / "map.yaml"
     config_file.write_text(yaml.safe_dump({"map": cfg.model_dump(mode="json")}))
     proc = subprocess.Popen(

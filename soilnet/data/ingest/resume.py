@@ -17,6 +17,7 @@ from typing import Any
 import zarr
 
 from soilnet import storage
+from soilnet.data.shard_digests import consolidate_cube
 from soilnet.data.zarr_group import COMPLETE, CubeExistsError, mark_complete, open_group
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class IngestProgress:
     def finish(self) -> None:
         """Flag the ingest, and with it the cube, as complete."""
         with storage.writing(f"{self.cube_url}: cannot mark the ingest complete"):
+            consolidate_cube(self.cube_url, self.cube_group)
             self.group.attrs["complete"] = True
             mark_complete(self.cube_group)
         log.info("%s: ingest complete", self.cube_url)
