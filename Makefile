@@ -14,7 +14,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# The map viewer's JavaScript (Leaflet) from the npm registry, at package-lock.json's version; soilnet serve
+# serves it from there (never from a CDN).
+LEAFLET := soilnet/serve/web/node_modules/leaflet/dist/leaflet.js
+$(LEAFLET): soilnet/serve/web/package.json soilnet/serve/web/package-lock.json
+	npm ci --prefix soilnet/serve/web --no-audit --no-fund
+	touch $(LEAFLET)
+
+install: $(STAMP) $(LEAFLET)
 
 demo: install
 	$(VENV)/bin/soilnet demo --config jobs/configs/demo.yaml

@@ -1,6 +1,7 @@
 """The layers a map published, found from its STAC items (or its ``cog/`` folder when it has none).
 
-A map job writes ``cog/<layer>.tif`` and ``stac/<layer>.json`` under its output folder; every
+A map job writes ``stac/<layer>.json`` and the layer's raster under ``cog/`` (a VRT mosaic of tile
+COGs, or one COG) in its output folder; every
 data asset of every STAC item is one layer, so layers that later map jobs add (intervals, ``di``,
 ``aoa``, classes) appear without changes here. An item with one data asset is named by its
 ``soilnet:layer`` property, an item with several by the asset keys.
@@ -82,7 +83,7 @@ def sources_of_item(url: str, item: dict[str, Any]) -> list[LayerSource]:
             LayerSource(
                 name=name,
                 url=_href(url, asset["href"]),
-                title=str(asset.get("title") or name),
+                title=str(props.get("title") or name) if len(data) == 1 else name,
                 description=str(asset.get("description") or props.get("description") or ""),
                 unit=band.get("unit"),
                 class_names=_class_names(band, asset),
@@ -115,12 +116,13 @@ def sources_from_map(url: str) -> list[LayerSource]:
     stac = storage.join(url, "stac")
     if _list(stac, ".json"):
         return sources_from_stac(stac)
-    cogs = _list(storage.join(url, "cog"), ".tif")
-    if not cogs:
-        raise CatalogError(f"{url}: no stac/*.json and no cog/*.tif here: is this a map job's output folder?")
-    log.info("%s has no STAC items; layers read from %d COGs", url, len(cogs))
-    names = [posixpath.basename(c).removesuffix(".tif") for c in cogs]
-    return [LayerSource(name=n, url=c, title=n, unit=units_of(n)) for n, c in zip(names, cogs, strict=True)]
+    folder = storage.join(url, "cog")
+    rasters = _list(folder, ".vrt") or [c for c in _list(folder, ".tif") if not c.endswith("_overview.tif")]
+    if not rasters:
+        raise CatalogError(f"{url}: no stac/*.json and no cog/*.vrt or *.tif here: is this a map job's output folder?")
+    log.info("%s has no STAC items; layers read from %d rasters in cog/", url, len(rasters))
+    names = [posixpath.splitext(posixpath.basename(c))[0] for c in rasters]
+    return [LayerSource(name=n, url=c, title=n, unit=units_of(n)) for n, c in zip(names, rasters, strict=True)]
 
 
 def find_sources(map_url: str | None, stac_url: str | None) -> list[LayerSource]:
