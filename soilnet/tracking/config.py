@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -23,7 +24,12 @@ class TrackingConfig(StrictModel):
         "Ignored by a tracking server that proxies artifacts.",
     )
     experiment: str = Field("soilnet", min_length=1, description="MLflow experiment name.")
-    registered_model: str = Field("soilnet-soc", min_length=1, description="Registered model name of promote.")
+    registered_model: str | None = Field(
+        None,
+        min_length=1,
+        description="Registered model name of promote; None: one name per target, soilnet-<target> "
+        "(e.g. soilnet-soc_g_kg; several targets joined by '-'), so a pH model never competes with a SOC one.",
+    )
     champion_alias: str = Field("champion", min_length=1, description="Alias the map job loads.")
     promote_metric: Literal["rmse", "mae", "me", "r2", "ccc", "rpiq"] = Field(
         "rmse", description="Cross-validated metric (mean over folds) that decides promotion ('me': |bias|)."
@@ -61,6 +67,14 @@ class TrackingConfig(StrictModel):
         description="Local folder of spool files (one per run and process: <run_id>.<pid>.jsonl); default "
         "<workspace>/mlflow-spool for a local workspace, else <tmp>/soilnet-mlflow-spool.",
     )
+
+    def model_name(self, targets: Sequence[str]) -> str:
+        """The registered model name of a model predicting `targets`: ``registered_model`` or soilnet-<targets>."""
+        if self.registered_model:
+            return self.registered_model
+        if not targets:
+            raise ValueError("a registered model name needs the model's targets (or tracking.registered_model)")
+        return "soilnet-" + "-".join(targets)
 
     @field_validator("spool_dir")
     @classmethod

@@ -1,23 +1,29 @@
 """The MLflow model registry: fine-tuned bundles as model versions, and the ``champion`` alias.
 
 A cross-validation run logs its bundle (all fold models, an ensemble) under the artifact path
-``bundle`` and records its URL in the tag ``soilnet.bundle_url`` and its metrics as
-``cv_<metric>_mean``. `promote` registers that bundle as a new version and moves the champion
-alias only when the version beats the current champion on the configured metric. The map job
-loads the champion with `load_champion`.
+``bundle`` and records its URL in the tag ``soilnet.bundle_url``, its metrics as
+``cv_<metric>_mean`` and its inputs as MLflow datasets. `promote` logs that bundle as an MLflow
+Model (a pyfunc, `soilnet.tracking.mlflow_model`), registers it as a new version of the target's
+model (``soilnet-<target>`` by default, `TrackingConfig.model_name`) and moves the champion alias
+only when the version beats the current champion on the configured metric; a run on other
+targets, points or folds than the champion is refused. `load_champion` reads the champion's bundle.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from soilnet import storage
 from soilnet.evaluation.metrics import is_better
 from soilnet.recipes.bundle import ModelBundle, load_bundle
 from soilnet.tracking.config import TrackingConfig
+from soilnet.tracking.lookups import find_alias, find_run
 from soilnet.tracking.runs import RunTracker, tracking_uri
 
 log = logging.getLogger(__name__)
@@ -64,31 +70,105 @@ def current_champion(client, name: str, alias: str) -> tuple[str, float] | None:
     return version.version, float(version.tags.get("cv_score", "nan"))
 
 
+#: What makes two runs comparable: the same targets, points table and fold definition.
+IDENTITY_FIELDS = ("targets", "points table", "fold definition")
+
+
+def training_identity(run) -> dict[str, str]:
+    """What a cross-validation run predicted, from which points, on which folds (empty: not recorded)."""
+    params = run.data.params
+    folds = {k: v for k, v in sorted(params.items()) if k.startswith("finetune.folds.")}
+    points = [i.dataset.digest for i in run.inputs.dataset_inputs if i.dataset.name == "points"]
+    return {
+        "targets": params.get("finetune.target", ""),
+        "points table": points[0] if points else "",
+        "fold definition": json.dumps(folds, sort_keys=True) if folds else "",
+    }
+
+
+def check_comparable(candidate, champion, name: str, version: str) -> None:
+    """Refuse to rank `candidate` against the champion run when they differ in targets, points or folds."""
+    mine, theirs = training_identity(candidate), training_identity(champion)
+    differ = [f for f in IDENTITY_FIELDS if mine[f] and theirs[f] and mine[f] != theirs[f]]
+    if differ:
+        detail = "; ".join(f"{f}: {mine[f]} vs {theirs[f]}" for f in differ)
+        raise ValueError(
+            f"run {candidate.info.run_id} cannot be compared with {name} version {version} (the champion, run "
+            f"{champion.info.run_id}): {detail}. Register it under another name (tracking.registered_model)"
+        )
+    unknown = [f for f in IDENTITY_FIELDS if not (mine[f] and theirs[f])]
+    if unknown:
+        log.warning("%s: %s not recorded for run %s or the champion; compared anyway", name, unknown, version)
+
+
+def run_bundle(client, run, folder: str) -> str:
+    """A local copy of a cross-validation run's bundle: from its storage URL if reachable, else its artifacts."""
+    url = run.data.tags.get(BUNDLE_URL_TAG, "")
+    if url and storage.exists(storage.join(url, "meta.json")):
+        loc = storage.resolve(url)
+        target = str(Path(folder) / BUNDLE_ARTIFACT)
+        loc.fs.get(loc.path.rstrip("/") + "/", target + "/", recursive=True)
+        return target
+    return client.download_artifacts(run.info.run_id, BUNDLE_ARTIFACT, folder)
+
+
+def log_bundle_model(client, run, bundle_folder: str, name: str) -> Any:
+    """Log the bundle as an MLflow Model (pyfunc) of the run; returns the (finalised) logged model."""
+    from mlflow.entities import LoggedModelStatus
+
+    from soilnet.tracking.mlflow_model import save_bundle_model
+
+    model = client.create_logged_model(
+        run.info.experiment_id, name=name, source_run_id=run.info.run_id, model_type="soilnet-bundle"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        client.log_model_artifacts(model.model_id, str(save_bundle_model(bundle_folder, f"{tmp}/model")))
+    client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+    return model
+
+
 def promote(cfg: TrackingConfig, workspace: str, run_id: str) -> Promotion:
-    """Register the bundle of cross-validation run `run_id`; move the champion alias if it wins."""
+    """Register the bundle of cross-validation run `run_id` as an MLflow Model; move the champion alias if it wins.
+
+    The name is ``cfg.model_name(targets of the bundle)``; a run trained on other targets, points or
+    folds than the champion is refused, not ranked.
+    """
     tracker = RunTracker.for_run(cfg, workspace, run_id)
     client = tracker.client
-    run = client.get_run(run_id)
+    run = find_run(client, run_id)
     key = cv_metric_key(cfg.promote_metric)
     if key not in run.data.metrics:
         raise ValueError(f"run {run_id} has no metric {key!r}: promote a finished cross-validation run")
     score = float(run.data.metrics[key])
-    bundle_url = run.data.tags.get(BUNDLE_URL_TAG, "")
-    _ensure_registered_model(client, cfg.registered_model)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = run_bundle(client, run, tmp)
+        targets = load_bundle(folder).meta.targets
+        name = cfg.model_name(targets)
+        previous = current_champion(client, name, cfg.champion_alias)
+        if previous is not None:
+            champion = client.get_model_version_by_alias(name, cfg.champion_alias)
+            check_comparable(run, find_run(client, champion.run_id), name, champion.version)
+        _ensure_registered_model(client, name)
+        model = log_bundle_model(client, run, folder, name)
     version = client.create_model_version(
-        cfg.registered_model,
-        source=f"{run.info.artifact_uri}/{BUNDLE_ARTIFACT}",
+        name,
+        source=model.artifact_location,
         run_id=run_id,
-        tags={"cv_metric": cfg.promote_metric, "cv_score": str(score), BUNDLE_URL_TAG: bundle_url},
-        description=f"cross-validated {cfg.promote_metric} {score:.4g}",
+        model_id=model.model_id,
+        tags={
+            "cv_metric": cfg.promote_metric,
+            "cv_score": str(score),
+            BUNDLE_URL_TAG: run.data.tags.get(BUNDLE_URL_TAG, ""),
+            "soilnet.targets": ",".join(targets),
+        },
+        description=f"cross-validated {cfg.promote_metric} {score:.4g} of {', '.join(targets)}",
     )
-    previous = current_champion(client, cfg.registered_model, cfg.champion_alias)
     wins = previous is None or math.isnan(previous[1]) or is_better(cfg.promote_metric, score, previous[1])
     if wins:
-        client.set_registered_model_alias(cfg.registered_model, cfg.champion_alias, version.version)
+        client.set_registered_model_alias(name, cfg.champion_alias, version.version)
     log.info(
         "%s version %s (%s %.4g) %s the champion %s",
-        cfg.registered_model,
+        name,
         version.version,
         cfg.promote_metric,
         score,
@@ -96,7 +176,7 @@ def promote(cfg: TrackingConfig, workspace: str, run_id: str) -> Promotion:
         previous,
     )
     return Promotion(
-        cfg.registered_model,
+        name,
         version.version,
         cfg.promote_metric,
         score,
@@ -106,20 +186,24 @@ def promote(cfg: TrackingConfig, workspace: str, run_id: str) -> Promotion:
     )
 
 
-def load_champion(cfg: TrackingConfig, workspace: str) -> ModelBundle:
-    """The bundle of the model version holding the champion alias.
+def load_champion(cfg: TrackingConfig, workspace: str, targets: list[str]) -> ModelBundle:
+    """The bundle of the version of `targets`' registered model that holds the champion alias.
 
-    Read from its storage URL when that is reachable, else downloaded from the run's artifacts.
+    Read from its storage URL when that is reachable, else downloaded from the registry.
     """
     from mlflow import MlflowClient
 
+    from soilnet.tracking.mlflow_model import bundle_in_model
+
     client = MlflowClient(tracking_uri=tracking_uri(cfg, workspace))
-    if current_champion(client, cfg.registered_model, cfg.champion_alias) is None:
-        raise ValueError(f"registered model {cfg.registered_model!r} has no {cfg.champion_alias!r} alias yet")
-    version = client.get_model_version_by_alias(cfg.registered_model, cfg.champion_alias)
+    version = find_alias(client, cfg.model_name(targets), cfg.champion_alias)
     url = version.tags.get(BUNDLE_URL_TAG)
     if url and storage.exists(storage.join(url, "meta.json")):
         return load_bundle(url)
     with tempfile.TemporaryDirectory() as tmp:
-        local = client.download_artifacts(version.run_id, BUNDLE_ARTIFACT, tmp)
-        return load_bundle(local)
+        import mlflow.artifacts
+
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=version.source, dst_path=tmp, tracking_uri=client.tracking_uri
+        )
+        return load_bundle(str(bundle_in_model(local)))
