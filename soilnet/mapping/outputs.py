@@ -9,7 +9,8 @@ Layout under the job's ``out`` folder (or a release folder):
 - ``preview.png``.
 
 With ``mlflow_run_id`` set, the small files (mosaics, overviews, items, preview) are logged as artifacts
-of that run (under ``map/``) and the STAC items link to it; without it nothing is tracked.
+of that run (under ``map/``), the STAC items link to it, and the run's ``soilnet.serve`` tag holds the
+command that opens the map in a browser; without it nothing is tracked.
 """
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ from soilnet.mapping.config import MapConfig, resolve_climate_end
 from soilnet.mapping.map_cube import MISSING_LAYER, map_cube_url, open_map_cube
 from soilnet.mapping.preview import layer_preview
 from soilnet.mapping.stac import build_item, write_item, write_tile_items
+from soilnet.serve.command import serve_command
 
 log = logging.getLogger(__name__)
+
+#: MLflow tag holding the ``soilnet serve`` command of the run's map.
+SERVE_TAG = "soilnet.serve"
 
 
 @dataclass
@@ -56,6 +61,15 @@ def log_to_mlflow(run_id: str, urls: list[str], tracking_uri: str | None = None)
     log.info("logged %d map outputs to MLflow run %s", len(urls), run_id)
 
 
+def log_serve_command(run_id: str, map_url: str, tracking_uri: str | None = None) -> str:
+    """Tag the run with the command that opens the published map in a browser (``soilnet.serve``)."""
+    from mlflow import MlflowClient
+
+    command = serve_command(map_url)
+    MlflowClient(tracking_uri=tracking_uri).set_tag(run_id, SERVE_TAG, command)
+    return command
+
+
 def export_outputs(cfg: MapConfig, dest: str | None = None) -> MapOutputs:
     """Publish the map cube of ``cfg.out`` under ``dest`` (default ``cfg.out``): COGs, STAC items, preview.
 
@@ -80,4 +94,5 @@ def export_outputs(cfg: MapConfig, dest: str | None = None) -> MapOutputs:
         out.items.append(write_item(item, storage.join(dest, "stac", f"{layer}.json")))
     if cfg.mlflow_run_id:
         log_to_mlflow(cfg.mlflow_run_id, out.urls(), cfg.mlflow_tracking_uri)
+        log_serve_command(cfg.mlflow_run_id, dest, cfg.mlflow_tracking_uri)
     return out

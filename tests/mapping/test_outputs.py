@@ -131,6 +131,7 @@ def test_outputs_are_logged_to_mlflow(published, tmp_path) -> None:
     outputs = export_outputs(cfg.model_copy(update=update))
     logged = {a.path for a in client.list_artifacts(run_id, "map")}
     assert {"map/soc_g_kg.vrt", "map/soc_g_kg_overview.tif", "map/soc_g_kg.json", "map/preview.png"} <= logged
+    assert client.get_run(run_id).data.tags["soilnet.serve"] == f"soilnet serve --map {cfg.out}"
     with open(outputs.items[0]) as f:
         assert {"rel": "via", "href": f"runs:/{run_id}"}.items() <= next(
             link for link in json.load(f)["links"] if link["rel"] == "via"
