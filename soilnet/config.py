@@ -25,6 +25,7 @@ from soilnet.data.ingest.config import IngestConfig
 from soilnet.data.raster_cube import RasterLayout
 from soilnet.data.workspace import DataConfig
 from soilnet.redaction import redact_userinfo
+from soilnet.spectra.config import SpectraConfig
 from soilnet.tracking.config import TrackingConfig
 from soilnet.training.config import EvaluateConfig, FinetuneConfig, PretrainConfig, TrainConfig
 
@@ -46,6 +47,7 @@ class SoilnetConfig(StrictModel):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="Baselines and the comparison.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking and registry.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="File ingest of rasters, NetCDF, points.")
+    spectra: SpectraConfig = Field(default_factory=SpectraConfig, description="Spectral library, VAE, property models.")
     acquire: AcquireConfig | None = Field(None, description="Earth Engine acquisition (region, year, ...).")
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Logging level.")
 
@@ -145,13 +147,20 @@ M = TypeVar("M", bound=StrictModel)
 
 
 def load_section(path: str | os.PathLike[str], key: str, model: type[M], overrides: Sequence[str] = ()) -> M:
-    """One section of a YAML file (or the whole file if it has no such key), with ``a.b=c`` overrides."""
+    """One section of a YAML file (or the whole file if it has no such key), with ``a.b=c`` overrides.
+
+    Overrides name fields of the section (``model.bundle=...``) or, as in the root config, the section
+    and the field (``map.model.bundle=...``): both forms mean the same.
+    """
     tree = read_yaml(path)
     section = tree.get(key, tree)
     if not isinstance(section, dict):
         raise ConfigError(f"config file {path}: the {key} section is not a mapping")
+    extra = parse_overrides(overrides)
+    if key not in model.model_fields and isinstance(extra.get(key), dict):
+        extra = _merge({k: v for k, v in extra.items() if k != key}, extra[key])
     try:
-        return model.model_validate(_merge(section, parse_overrides(overrides)))
+        return model.model_validate(_merge(section, extra))
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, f"{path} [{key}]")) from exc
 

@@ -1,0 +1,1 @@
+"""Soil spectroscopy: spectral library, chemometric preprocessing, spectral VAE, NIR->MIR conversion, models."""
