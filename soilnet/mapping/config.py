@@ -22,7 +22,13 @@ class ModelSourceConfig(StrictModel):
     bundle: str | None = Field(
         None,
         description="Model bundle folder URL, or an MLflow registry alias 'models:/<name>@<alias>' "
-        "(e.g. models:/soilnet@champion).",
+        "(e.g. models:/soilnet-soc_g_kg@champion: one registered model per target, soilnet-<target>).",
+    )
+    registry: str | None = Field(
+        None,
+        description="MLflow tracking URI that holds a models:/ alias; None: map.mlflow_tracking_uri, else "
+        "$MLFLOW_TRACKING_URI, else the workspace's SQLite registry next to the raster cube "
+        "(<raster folder>/mlruns.db, where `soilnet demo` registers).",
     )
     recipe: str | None = Field(None, description="Checkpoint source: URL of the recipe YAML.")
     weights: list[str] = Field([], description="Checkpoint source: one safetensors URL per fold model (ensemble).")

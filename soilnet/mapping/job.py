@@ -37,7 +37,7 @@ from soilnet.mapping.ensemble import Ensemble
 from soilnet.mapping.lease import MapLease
 from soilnet.mapping.manifest import clear_markers, write_manifest
 from soilnet.mapping.map_cube import ensure_map_cube, open_map_cube
-from soilnet.mapping.model_source import load_ensemble
+from soilnet.mapping.model_source import load_ensemble, resolve_registry
 from soilnet.mapping.plan import MapPlan, make_plan
 from soilnet.mapping.stages import MapJobSpec, PredictStage, ReadStage, SelectStage, WriteStage
 from soilnet.mapping.tiling import MapGrid
@@ -86,9 +86,9 @@ def prepare_map(cfg: MapConfig, overwrite: bool = False, force: bool = False, cr
     """Open the inputs, load the model, hash model and config and (with ``create``) open or create the map cube."""
     raster = open_raster_cube(cfg.raster)
     climate = open_climate_cube(cfg.climate)
-    cfg = resolve_climate_end(cfg, climate)
+    cfg = resolve_registry(resolve_climate_end(cfg, climate))
     region: Region | None = load_region(cfg.region) if cfg.region else None
-    model = load_ensemble(cfg.model, device="cpu")
+    model = load_ensemble(cfg.model, device="cpu", targets=cfg.targets)
     grid = MapGrid.build(raster.grid, cfg.resolution_m, model.patch, cfg.tile_px)
     shapes = region.projected(grid.output.epsg) if region is not None else None
     settings = map_settings(cfg, grid)

@@ -31,7 +31,7 @@ class BundleModel(mlflow.pyfunc.PythonModel):
 
         self.bundle = load_bundle(context.artifacts[BUNDLE_KEY])
 
-    def predict(self, context, model_input, params=None):  # untyped: MLflow would read hints as a schema
+    def predict(self, context, model_input, params=None):  # no hints: the tensor signature is the schema
         """Ensemble mean per target, ``{target: (B,) float32}``, of decoded image windows and climate series.
 
         `model_input` is a dict of arrays: ``image`` (B, bands, P, P) and ``climate`` (B, months, variables).
