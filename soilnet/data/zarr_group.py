@@ -3,18 +3,22 @@
 A cube is created with the root attribute ``complete: False`` and marked complete by its writer once
 every value is written (`mark_complete`); a read-only open refuses a cube still marked incomplete, so
 an interrupted writer never leaves a cube that reads as valid. Cubes without the attribute (written
-before it existed) count as complete.
+before it existed) count as complete. Marking a cube complete also writes consolidated metadata, so
+plain ``xarray.open_zarr`` opens it in one read and without a warning; soilnet's own opens read each
+node's metadata and never depend on it.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import zarr
 from pyproj import CRS
+from zarr.errors import ZarrUserWarning
 
 from soilnet import storage
 from soilnet.data.grid import Grid
@@ -44,8 +48,13 @@ def create_group(url: str | os.PathLike[str], meta: Mapping[str, Any], overwrite
 
 
 def mark_complete(group: zarr.Group, complete: bool = True) -> None:
-    """Mark a cube as completely written (or, with ``complete=False``, as being written again)."""
+    """Mark a cube as completely written (and consolidate its metadata), or with ``complete=False``, as being
+    written again."""
     group.attrs[COMPLETE] = complete
+    if complete:
+        with warnings.catch_warnings():  # "not in the v3 spec (yet)"; "<bookkeeping folder> is not a zarr node"
+            warnings.simplefilter("ignore", ZarrUserWarning)
+            zarr.consolidate_metadata(group.store, path=group.path, zarr_format=3)
 
 
 def open_group(url: str | os.PathLike[str], kind: str, writable: bool = False) -> tuple[zarr.Group, dict[str, Any]]:
@@ -55,7 +64,7 @@ def open_group(url: str | os.PathLike[str], kind: str, writable: bool = False) -
         raise CubeValidationError(f"{where}: no Zarr v3 group here (zarr.json missing); expected a soilnet {kind}")
     store = storage.zarr_store(where, read_only=not writable)
     try:
-        group = zarr.open_group(store, mode="r+" if writable else "r", zarr_format=3)
+        group = zarr.open_group(store, mode="r+" if writable else "r", zarr_format=3, use_consolidated=False)
     except (ValueError, KeyError, OSError) as exc:
         raise CubeValidationError(f"{where}: cannot open as a Zarr v3 group: {exc}") from exc
     meta = dict(group.attrs)
