@@ -12,6 +12,7 @@ from soilnet.configbase import StrictModel
 from soilnet.models.config import ModelConfig
 from soilnet.models.factory import build_model
 from soilnet.models.fusion import SoilNetModel
+from soilnet.recipes.optim import OptimConfig
 from soilnet.ssl.config import SSLConfig
 
 
@@ -32,6 +33,11 @@ class RecipeConfig(StrictModel):
     data: DataShapes = Field(default_factory=DataShapes, description="Expected sample shapes.")
     model: ModelConfig = Field(..., description="The fine-tuned / supervised model.")
     ssl: SSLConfig | None = Field(None, description="Self-supervised pretraining; None: none.")
+    pretrain_optim: OptimConfig | None = Field(
+        None,
+        description="The reference optimiser schedule of the pretraining (e.g. DINO's); the fields a job's "
+        "pretrain.optim sets explicitly win. None: the job's pretrain.optim.",
+    )
 
     @model_validator(mode="after")
     def _patch_fits_model(self) -> RecipeConfig:

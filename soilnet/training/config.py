@@ -1,4 +1,7 @@
-"""Configuration sections of the training jobs: Ray Train scaling, pretraining, fine-tuning, evaluation."""
+"""Configuration sections of the training jobs: Ray Train scaling, pretraining, fine-tuning, evaluation.
+
+`OptimConfig` (optimiser and schedules) lives in `soilnet.recipes.optim` and is re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from soilnet.configbase import StrictModel
 from soilnet.data.folds import FoldConfig
 from soilnet.data.stream_config import StreamConfig
 from soilnet.evaluation.baselines import BaselineConfig
+from soilnet.recipes.optim import OptimConfig
 
 
 class TrainConfig(StrictModel):
@@ -41,23 +45,6 @@ class TrainConfig(StrictModel):
         "Fixed by the config, not the node, so a run repeats to the bit.",
     )
     seed: int = Field(0, ge=0, description="Seed of model initialisation.")
-
-
-class OptimConfig(StrictModel):
-    """AdamW with a learning-rate schedule."""
-
-    lr: float = Field(1e-3, gt=0, description="Learning rate (of the head and fusion layers when fine-tuning).")
-    encoder_lr: float | None = Field(
-        None, gt=0, description="Fine-tuning: learning rate of the image and climate encoders; None: same as lr."
-    )
-    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
-    schedule: Literal["constant", "cosine", "step"] = Field(
-        "cosine", description="constant; cosine to 0 over all steps; step: x gamma every step_epochs (reference)."
-    )
-    step_epochs: int = Field(10, ge=1, description="schedule=step: epochs between decays (reference: 10).")
-    gamma: float = Field(0.2, gt=0, le=1, description="schedule=step: decay factor (reference: 0.2).")
-    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps before the schedule.")
-    grad_clip: float | None = Field(1.0, gt=0, description="Gradient norm clipping; None: off.")
 
 
 def _stream(shuffle: Literal["global", "shard"], n_unlabelled: int) -> StreamConfig:
