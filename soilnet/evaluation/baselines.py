@@ -3,13 +3,15 @@
 Random forest and gradient boosting on the centre-pixel band values plus the climate series
 (summarised per variable and/or flattened), as the reference code's baselines, and a random
 forest on any given feature matrix (frozen self-supervised features, Tresson et al.). Each
-model is refitted once per fold on the other folds' rows only; the out-of-fold predictions
-are scored with `soilnet.evaluation.metrics`.
+model is refitted once per fold on the other folds' rows only; missing feature values (clouded
+centre pixels, missing months) are imputed with medians of those training rows, so nothing of the
+test fold shapes the fit. The out-of-fold predictions are scored with `soilnet.evaluation.metrics`.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,6 +21,8 @@ from numpy.typing import ArrayLike, NDArray
 from pydantic import Field, field_validator
 from sklearn.base import RegressorMixin, clone
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import make_pipeline
 from threadpoolctl import threadpool_limits
 
 from soilnet.configbase import StrictModel
@@ -93,14 +97,15 @@ class CrossValResult:
     per_fold: pd.DataFrame
 
 
-def _finite(name: str, values: ArrayLike, ndim: int) -> NDArray[np.float64]:
-    """`values` as float64 with `ndim` dimensions and no NaN/inf (errors name array and row)."""
+def _finite(name: str, values: ArrayLike, ndim: int, missing: bool = False) -> NDArray[np.float64]:
+    """`values` as float64 with `ndim` dimensions and no inf, nor NaN unless `missing` (errors name array and row)."""
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
-    bad = np.argwhere(~np.isfinite(arr))
+    bad = np.argwhere(np.isinf(arr) if missing else ~np.isfinite(arr))
     if bad.size:
-        raise ValueError(f"{name} has NaN/infinite values, first at index {tuple(bad[0].tolist())}")
+        kind = "infinite" if missing else "NaN/infinite"
+        raise ValueError(f"{name} has {kind} values, first at index {tuple(bad[0].tolist())}")
     return arr
 
 
@@ -119,10 +124,13 @@ def centre_pixels(images: ArrayLike) -> NDArray[np.float64]:
 def climate_summary(climate: ArrayLike) -> NDArray[np.float64]:
     """Per-variable mean, std, min and max over the months: (N, T, V) -> (N, 4 V).
 
-    Columns are grouped by statistic: the V means, then the V stds, the V minima, the V maxima.
+    Columns are grouped by statistic: the V means, then the V stds, the V minima, the V maxima. Missing
+    months (NaN) are left out; a variable with no month at all gives NaN (imputed per fold).
     """
-    arr = _finite("climate", climate, 3)
-    return np.concatenate([arr.mean(1), arr.std(1), arr.min(1), arr.max(1)], axis=1)
+    arr = _finite("climate", climate, 3, missing=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: NaN, as intended
+        return np.concatenate([np.nanmean(arr, 1), np.nanstd(arr, 1), np.nanmin(arr, 1), np.nanmax(arr, 1)], axis=1)
 
 
 def tabular_features(
@@ -131,14 +139,14 @@ def tabular_features(
     """Feature matrix of the centre-pixel baselines: band values, then climate features.
 
     `centre` is (N, C); `climate` is (N, T, V) (ignored, and may be None, when `mode` is
-    ``"none"``). Returns (N, C + F) float64.
+    ``"none"``). Returns (N, C + F) float64; NaN marks a missing value (imputed per fold).
     """
-    pixels = _finite("centre pixels", centre, 2)
+    pixels = _finite("centre pixels", centre, 2, missing=True)
     if mode == "none":
         return pixels
     if climate is None:
         raise ValueError(f"climate_features={mode!r} needs a climate array (N, T, V)")
-    series = _finite("climate", climate, 3)
+    series = _finite("climate", climate, 3, missing=True)
     if series.shape[0] != pixels.shape[0]:
         raise ValueError(f"climate has {series.shape[0]} rows but centre pixels have {pixels.shape[0]}")
     parts = [pixels]
@@ -184,10 +192,11 @@ def cross_validate(
 ) -> CrossValResult:
     """Fit a clone of `estimator` per fold on the other folds' rows; score out-of-fold.
 
-    `features` (N, F), `targets` (N,), `fold_ids` (N,) integers with at least 2 folds.
-    Rows of the test fold never reach ``fit``.
+    `features` (N, F) may hold NaN (missing): each fold's model imputes them with the medians of its
+    own training rows. `targets` (N,), `fold_ids` (N,) integers with at least 2 folds. Rows of the test
+    fold never reach ``fit``, nor the imputation.
     """
-    x = _finite("features", features, 2)
+    x = _finite("features", features, 2, missing=True)
     y = _finite("targets", targets, 1)
     folds = np.asarray(fold_ids)
     if folds.ndim != 1 or not np.issubdtype(folds.dtype, np.integer):
@@ -200,7 +209,8 @@ def cross_validate(
     predictions = np.full(y.shape[0], np.nan)
     for fold in unique:
         test = folds == fold
-        fitted = clone(estimator).fit(x[~test], y[~test])
+        imputed = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), clone(estimator))
+        fitted = imputed.fit(x[~test], y[~test])
         predictions[test] = fitted.predict(x[test])
         log.info("%s: fold %d fitted on %d rows, predicted %d", model, fold, (~test).sum(), test.sum())
     return CrossValResult(model, predictions, per_fold_metrics(y, predictions, folds, model))

@@ -89,9 +89,38 @@ def test_tabular_features_bad_input():
     with pytest.raises(ValueError, match="climate has 10 rows but centre pixels have 240"):
         bl.tabular_features(centre, climate[:10])
     bad = climate.copy()
-    bad[7, 2, 1] = np.nan
-    with pytest.raises(ValueError, match=r"climate has NaN/infinite values, first at index \(7, 2, 1\)"):
+    bad[7, 2, 1] = np.inf
+    with pytest.raises(ValueError, match=r"climate has infinite values, first at index \(7, 2, 1\)"):
         bl.tabular_features(centre, bad)
+
+
+def test_missing_months_are_left_out_of_the_climate_summary():
+    climate = np.array([[[1.0, np.nan], [np.nan, np.nan], [5.0, np.nan]]])  # (1, T=3, V=2): 2nd variable all missing
+    summary = bl.climate_summary(climate)
+    np.testing.assert_allclose(summary[0, [0, 2, 4, 6]], [3.0, 2.0, 1.0, 5.0])
+    assert np.isnan(summary[0, [1, 3, 5, 7]]).all()  # nothing to summarise: imputed per fold later
+
+
+@pytest.mark.parametrize("model", ["random_forest", "gradient_boosting"])
+def test_missing_features_are_imputed_from_the_training_folds_only(model):
+    """A test row's missing value is filled from the training folds: moving the other test rows' values
+    (which would move a median over all rows) must not change its prediction."""
+    rng = np.random.default_rng(1)
+    folds = np.repeat([0, 1], 100)
+    x = np.concatenate([rng.uniform(0.0, 0.2, 100), rng.uniform(0.0, 1.0, 100)])[:, None]  # fold 1 median ~0.5
+    x[:5] = np.nan  # missing in the test fold 0
+    predictions = []
+    for shift in (0.0, 0.8):  # fold 0's observed values: 0..0.2, then 0.8..1.0
+        moved = x.copy()
+        moved[5:100] += shift
+        target = np.where(np.isnan(moved[:, 0]), 0.0, 10.0 * moved[:, 0])
+        result = bl.evaluate_baselines(
+            moved, None, target, folds, _small_config(models=[model], climate_features="none")
+        )[0]
+        predictions.append(result.predictions[:5])
+    np.testing.assert_array_equal(predictions[0], predictions[1])
+    train_median = np.median(x[100:, 0])
+    np.testing.assert_allclose(predictions[0], 10.0 * train_median, atol=1.0)  # imputed with fold 1's median
 
 
 def test_baselines_learn_the_signal_and_beat_the_mean():
