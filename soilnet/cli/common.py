@@ -6,12 +6,14 @@ inside their bodies, so ``soilnet --help`` answers at once.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from soilnet.logs import setup_logging
@@ -67,14 +69,51 @@ def configure_section(
     return load_section(config, key, model, overrides or [])
 
 
-def run_guarded(fn: Callable[[], T], also: tuple[type[BaseException], ...] = ()) -> T:
-    """Run a command body; user errors (and `also`) become one red line and exit status 2."""
+#: Library errors that mean a failed lookup or an unreachable service, not a bug (matched by class name:
+#: importing the libraries here would slow every command down).
+LOOKUP_ERRORS = ("kubernetes.config.config_exception.ConfigException", "mlflow.exceptions.MlflowException")
+#: Set to 1 (or pass ``soilnet --debug``) to see the traceback of a user error too.
+DEBUG_ENV = "SOILNET_DEBUG"
+
+
+def is_user_error(exc: BaseException, also: tuple[type[BaseException], ...] = ()) -> bool:
+    """True for errors in the user's input or environment: shown as one line, not a traceback."""
     from soilnet.storage import StorageError
 
+    if isinstance(exc, (*USER_ERRORS, StorageError, *also)):
+        return True
+    return any(f"{c.__module__}.{c.__qualname__}" in LOOKUP_ERRORS for c in type(exc).__mro__)
+
+
+def user_message(exc: BaseException) -> str:
+    """One line naming what was asked and, for a path, what exists there instead."""
+    if isinstance(exc, IsADirectoryError) and exc.filename:
+        return f"{exc.filename} is a folder, not a file (a cube is a folder, a points table or config is a file)"
+    if isinstance(exc, NotADirectoryError) and exc.filename:
+        return f"{exc.filename} is a file, not a folder"
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        parent = Path(str(exc.filename)).parent
+        here = sorted(p.name for p in parent.iterdir())[:8] if parent.is_dir() else []
+        return f"no such file or folder: {exc.filename}" + (
+            f" ({parent} holds: {', '.join(here)})" if here else f" ({parent} does not exist either)"
+        )
+    text = str(exc).strip() or type(exc).__name__
+    return text if isinstance(exc, ValueError) else text.splitlines()[0]
+
+
+def run_guarded(fn: Callable[[], T], also: tuple[type[BaseException], ...] = ()) -> T:
+    """Run a command body; user errors (and `also`) become one red line and exit status 2.
+
+    With ``$SOILNET_DEBUG=1`` (``soilnet --debug``) the traceback follows the line.
+    """
     try:
         return fn()
-    except (*USER_ERRORS, StorageError, *also) as exc:
-        console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    except Exception as exc:
+        if not is_user_error(exc, also):
+            raise
+        console.print(f"[bold red]error:[/] {escape(user_message(exc))}", highlight=False)
+        if os.environ.get(DEBUG_ENV) == "1":
+            console.print_exception()
         raise typer.Exit(2) from exc
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -87,7 +88,25 @@ def api_client(kubeconfig: str | None = None, context: str | None = None) -> k8s
             return k8s.ApiClient()
         except k8s_config.ConfigException:
             log.debug("not in a pod: using the default kubeconfig")
-    return k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
+    try:
+        return k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
+    except (k8s_config.ConfigException, OSError) as exc:
+        raise RayJobError(
+            f"no usable Kubernetes configuration: {_kubeconfig_problem(kubeconfig, context, exc)}"
+        ) from exc
+
+
+def _kubeconfig_problem(kubeconfig: str | None, context: str | None, exc: Exception) -> str:
+    """What was asked for (file, context) and what exists, for a kubeconfig that cannot be loaded."""
+    path = Path(kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config").expanduser()
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "no such file"
+        return f"kubeconfig {path}: {what}, and this is not a pod (pass --kubeconfig FILE or set KUBECONFIG)"
+    if context is not None:
+        names = [c.get("name") for c in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("contexts") or []]
+        if context not in names:
+            return f"kubeconfig {path} has no context {context!r}; contexts: {', '.join(map(str, names)) or 'none'}"
+    return f"kubeconfig {path}: {str(exc).splitlines()[0]}"
 
 
 def check_template(obj: Any, source: str) -> dict[str, Any]:

@@ -8,11 +8,8 @@ import pytest
 
 from soilnet.mapping.config import MapConfig, ModelSourceConfig
 from soilnet.mapping.model_source import load_ensemble, registry_of, resolve_registry
-from soilnet.tracking.config import TrackingConfig
 from soilnet.tracking.lookups import NotFoundError
-from soilnet.tracking.registry import BUNDLE_ARTIFACT, BUNDLE_URL_TAG, promote
-from soilnet.tracking.runs import RunTracker
-from tests.fixtures.tiny_models import save_tiny_bundle
+from tests.fixtures.registry import register_tiny_champion
 
 
 def _map(workspace: Path, bundle: str, **extra) -> MapConfig:
@@ -31,14 +28,7 @@ def _map(workspace: Path, bundle: str, **extra) -> MapConfig:
 def registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A workspace whose SQLite registry holds a SOC champion, registered like `soilnet demo` does."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    bundle = save_tiny_bundle(str(tmp_path / "runs" / "finetune" / "bundle"))
-    tracking = TrackingConfig()
-    tracker = RunTracker.start(tracking, str(tmp_path), "cv")
-    tracker.log_metrics({"cv_rmse_mean": 3.0})
-    tracker.log_folder(bundle, BUNDLE_ARTIFACT)
-    tracker.set_tags({BUNDLE_URL_TAG: bundle})
-    tracker.finish()
-    assert promote(tracking, str(tmp_path), tracker.run_id).model == "soilnet-soc_g_kg"
+    assert register_tiny_champion(tmp_path).model == "soilnet-soc_g_kg"
     return tmp_path
 
 
