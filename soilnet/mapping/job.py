@@ -1,9 +1,10 @@
 """The map job: select the tiles, then read -> predict -> write them with Ray Data (or in-process).
 
-Resumable and incremental: a select stage decides per tile row, from done markers, shard digests
+Resumable and incremental: the driver decides tile row by tile row, from done markers, shard digests
 and the model and config hashes (`soilnet.mapping.changes`), which tiles to compute, so a rerun
 after a kill computes only the missing tiles and a nightly run only the changed ones, reading no
-pixel of the others. The driver holds no per-tile state besides the names of the computed tiles.
+pixel of the others (and starting no pipeline when nothing changed). The driver holds one small row
+per tile to compute (never a pixel array) and the names of the computed tiles.
 Inference is deterministic per tile (fixed threads, deterministic algorithms, each tile
 predicted on its own), so a resumed map is bit-identical to an uninterrupted one.
 """
@@ -39,11 +40,14 @@ from soilnet.mapping.manifest import clear_markers, write_manifest
 from soilnet.mapping.map_cube import ensure_map_cube, open_map_cube
 from soilnet.mapping.model_source import load_ensemble, resolve_registry
 from soilnet.mapping.plan import MapPlan, make_plan
-from soilnet.mapping.stages import MapJobSpec, PredictStage, ReadStage, SelectStage, WriteStage
+from soilnet.mapping.stages import MapJobSpec, PredictStage, ReadStage, Row, WriteStage, change_row
 from soilnet.mapping.tiling import MapGrid
 from soilnet.progress import progress
 
 log = logging.getLogger(__name__)
+
+#: Most Ray Data blocks the tiles to compute are cut into (one tile per block below that).
+MAX_BLOCKS = 1024
 
 
 def map_cube_url(out: str) -> str:
@@ -126,17 +130,20 @@ def prepare_map(cfg: MapConfig, overwrite: bool = False, force: bool = False, cr
     return PreparedMap(raster, climate, region, model, spec)
 
 
+def _selector(prepared: PreparedMap) -> TileSelector:
+    spec = prepared.spec
+    digests = InputDigests.load(prepared.raster, prepared.climate)
+    return TileSelector(spec.selection, TileKeys(spec.grid, digests, prepared.climate))
+
+
 def changed_tiles(cfg: MapConfig, force: bool = False) -> Iterator[TileChange]:
     """The tiles a run of ``cfg`` would compute now and why, from metadata only (markers, digests, hashes).
 
     Tiles whose cubes carry no digests come back with reason ``unknown`` (a run reads and hashes them).
     """
     prepared = prepare_map(cfg, force=force, create=False)
-    spec = prepared.spec
-    selector = TileSelector(
-        spec.selection, TileKeys(spec.grid, InputDigests.load(prepared.raster, prepared.climate), prepared.climate)
-    )
-    for row in range(tile_rows(spec.selection)):
+    selector = _selector(prepared)
+    for row in progress(range(tile_rows(prepared.spec.selection)), "tile rows checked"):
         yield from selector.changes(row)
 
 
@@ -155,17 +162,16 @@ class MapRunResult:
         return self.tiles - len(self.computed)
 
 
-def _run_local(spec: MapJobSpec) -> list[str]:
-    select, reader, predictor, writer = SelectStage(spec), ReadStage(spec), PredictStage(spec), WriteStage(spec)
+def _run_local(spec: MapJobSpec, rows: list[Row]) -> list[str]:
+    reader, predictor, writer = ReadStage(spec), PredictStage(spec), WriteStage(spec)
     done = []
-    for row in progress(range(tile_rows(spec.selection)), "map tile rows"):
-        for tile in select({"id": row}):
-            for inputs in reader(tile):
-                done.append(writer(predictor(inputs))["name"])
+    for row in progress(rows, "map tiles"):
+        for inputs in reader(row):
+            done.append(writer(predictor(inputs))["name"])
     return done
 
 
-def _run_ray(spec: MapJobSpec) -> list[str]:
+def _run_ray(spec: MapJobSpec, rows: list[Row]) -> list[str]:
     import ray
 
     if not ray.is_initialized():
@@ -175,14 +181,12 @@ def _run_ray(spec: MapJobSpec) -> list[str]:
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
     actor = {"num_cpus": cfg.cpus_per_actor, "fn_constructor_args": (spec,)}
-    rows = tile_rows(spec.selection)
+    ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
     pool = ray.data.ActorPoolStrategy
-    ds = ray.data.from_items([{"id": i} for i in range(rows)], override_num_blocks=rows)  # no read task: no CPU
-    ds = ds.flat_map(SelectStage, compute=pool(size=1), **actor)
     ds = ds.flat_map(ReadStage, compute=pool(size=cfg.readers), **actor)
     ds = ds.map(PredictStage, compute=pool(size=cfg.predictors), num_gpus=gpus, **actor)
     ds = ds.map(WriteStage, compute=pool(size=1), **actor)
-    return [str(r["name"]) for r in progress(ds.iter_rows(), "map tiles")]
+    return [str(r["name"]) for r in progress(ds.iter_rows(), "map tiles", total=len(rows))]
 
 
 def run_map(cfg: MapConfig, overwrite: bool = False, force: bool = False) -> MapRunResult:
@@ -191,8 +195,10 @@ def run_map(cfg: MapConfig, overwrite: bool = False, force: bool = False) -> Map
     with MapLease(cfg.out, cfg.lease_ttl_s, cfg.lease_wait_s) as lease:
         prepared = prepare_map(cfg, overwrite=overwrite, force=force)
         spec = dataclasses.replace(prepared.spec, run_id=lease.run_id)
+        selector = _selector(prepared)
+        rows = [change_row(c) for r in range(tile_rows(spec.selection)) for c in selector.changes(r)]
         runner = _run_local if cfg.executor == "local" else _run_ray
-        computed = runner(spec)
+        computed = runner(spec, rows) if rows else []
         mark_complete(open_map_cube(spec.map_url, writable=True).group)
     tiles = int(spec.selection.touched.sum())
     result = MapRunResult(spec.map_url, tiles, sorted(computed), time.perf_counter() - start)

@@ -1,8 +1,8 @@
-"""The four stages of the map pipeline as callable classes (Ray Data actors or plain objects).
+"""The three stages of the map pipeline as callable classes (Ray Data actors or plain objects).
 
-Rows are dicts of NumPy arrays and scalars. `SelectStage` turns a tile-row index into the rows of
-the tiles to compute, from metadata only (`soilnet.mapping.changes`); `ReadStage` turns a tile row
-into its inputs (and, for cubes without digests, drops tiles whose inputs hash as before);
+Rows are dicts of NumPy arrays and scalars. The driver selects the tiles to compute from metadata
+(`soilnet.mapping.changes`, `change_row`); `ReadStage` turns a tile row into its inputs (and, for cubes
+without digests, drops tiles whose inputs hash as before);
 `PredictStage` loads the model once and adds the layers; `WriteStage` writes the layers into the
 tile's own chunks of the map cube and then the tile's done marker.
 """
@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from soilnet.data.climate_cube import open_climate_cube
-from soilnet.data.raster_cube import decode, open_raster_cube
+from soilnet.data.raster_cube import decode
 from soilnet.data.region import Tile
-from soilnet.mapping.changes import CONTENT_KEY, InputDigests, SelectionSpec, TileKeys, TileSelector
+from soilnet.mapping.changes import CONTENT_KEY, SelectionSpec, TileChange
 from soilnet.mapping.config import MapConfig
 from soilnet.mapping.lease import check_lease
 from soilnet.mapping.manifest import TileMarker, write_marker
@@ -62,24 +61,19 @@ def tile_row(tile: Tile) -> Row:
     return {"name": tile.name, **{k: getattr(tile, k) for k in TILE_FIELDS}}
 
 
+def change_row(change: TileChange) -> Row:
+    """A tile to compute as a pipeline row: the tile, its input key, its marker's key and the reason."""
+    return {
+        **tile_row(change.tile),
+        "input_key": change.input_key,
+        "marker_key": change.marker_key,
+        "reason": change.reason,
+    }
+
+
 def row_tile(row: Row) -> Tile:
     """The tile a row describes."""
     return Tile(*(int(row[k]) for k in TILE_FIELDS))
-
-
-class SelectStage:
-    """Turns a tile-row index (``{"id": i}``) into the rows of its tiles to compute (no pixel reads)."""
-
-    def __init__(self, spec: MapJobSpec) -> None:
-        raster, climate = open_raster_cube(spec.cfg.raster), open_climate_cube(spec.cfg.climate)
-        keys = TileKeys(spec.grid, InputDigests.load(raster, climate), climate)
-        self.selector = TileSelector(spec.selection, keys)
-
-    def __call__(self, row: Row) -> list[Row]:
-        return [
-            {**tile_row(c.tile), "input_key": c.input_key, "marker_key": c.marker_key, "reason": c.reason}
-            for c in self.selector.changes(int(row["id"]))
-        ]
 
 
 class ReadStage:
