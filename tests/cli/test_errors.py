@@ -2,7 +2,7 @@
 
 Each subcommand gets a wrong argument of each kind it takes: run id, model name, alias, bundle
 path, kubeconfig (file, folder, context), cluster address, file versus folder. ``SOILNET_DEBUG=1``
-(``soilnet --debug``) adds the traceback.
+``soilnet --debug`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -90,6 +90,6 @@ def test_every_failed_lookup_is_one_line_with_exit_status_2(workspace, tmp_path,
 
 
 def test_debug_shows_the_traceback(tmp_path, monkeypatch):
-    monkeypatch.setenv("SOILNET_DEBUG", "1")
-    result = CliRunner().invoke(app, ["models", "describe", str(tmp_path / "no-recipe.yaml")])
+    monkeypatch.setenv("SOILNET_DEBUG", "0")  # restored after the test: --debug sets it
+    result = CliRunner().invoke(app, ["--debug", "models", "describe", str(tmp_path / "no-recipe.yaml")])
     assert result.exit_code == 2 and "Traceback" in result.output
