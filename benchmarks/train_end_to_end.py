@@ -45,9 +45,9 @@ from soilnet.data.stream_config import StreamConfig
 from soilnet.data.workspace import DataConfig
 from soilnet.training.batches import DatasetFeed
 from soilnet.training.config import OptimConfig
-from soilnet.training.job import CubeInputs, fit_recipe, labelled_table, with_target_stats
+from soilnet.training.job import fit_recipe, labelled_table, with_target_stats
 from soilnet.training.loop import ModelSpec, WorkerSpec
-from soilnet.training.samples import CubeSource
+from soilnet.training.samples import CubeInputs, CubeSource
 from soilnet.training.tasks import RegressionTask
 
 RECIPE = Path(__file__).resolve().parents[1] / "jobs" / "configs" / "recipes" / "soilnet.yaml"
@@ -113,7 +113,7 @@ def main() -> None:
         stream = StreamConfig(batch_size=32, read_batch_size=32, reader_concurrency=2, reader_cpus=0.5)
         recipe, stream = fit_recipe(str(RECIPE), inputs, stream)
         table = labelled_table(data, "soc_g_kg", FoldConfig(k=3))
-        source = CubeSource(inputs.raster, inputs.climate, stream)
+        source = CubeSource(inputs, stream)
         stats = fit_normalisation(table, source.read, inputs.bands, inputs.variables, max_rows=128)
         stats = with_target_stats(stats, table["target"].to_numpy())
         first = normalise_batch(source.read(table.iloc[: stream.batch_size]), stats, stream.mask_channel)

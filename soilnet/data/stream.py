@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 from ray.data.collate_fn import NumpyBatchCollateFn
 
-from soilnet.data.climate_cube import open_climate_cube
+from soilnet.data.climate_cube import ClimateCube, open_climate_cube
 from soilnet.data.climate_series import ClimateSeriesReader
 from soilnet.data.locations import COLUMNS
 from soilnet.data.normalisation import NormStats, normalise_batch
-from soilnet.data.raster_cube import decode, open_raster_cube
+from soilnet.data.raster_cube import RasterCube, decode, open_raster_cube
 from soilnet.data.sampling import epoch_order, pad_order, shard_ids
 from soilnet.data.shard_reader import ShardWindowReader
 from soilnet.data.stream_config import StreamConfig
@@ -46,13 +46,14 @@ MAX_BLOCKS = 256
 class SampleReader:
     """Reads image windows and climate series of a batch of locations; opens the cubes once.
 
-    Used as the Ray Data actor class (``map_batches(SampleReader, ...)``) and directly in-process.
+    Used as the Ray Data actor class (``map_batches(SampleReader, ...)``, given the cube URLs) and
+    directly in-process (given the cubes a job has already opened, or their URLs).
     """
 
     def __init__(
         self,
-        raster_url: str,
-        climate_url: str,
+        raster: RasterCube | str,
+        climate: ClimateCube | str,
         patch_px: int = 64,
         months: int = 61,
         output: Output = "decoded",
@@ -63,11 +64,10 @@ class SampleReader:
     ) -> None:
         if output == "normalised" and stats is None:
             raise ValueError("output='normalised' needs normalisation statistics (stats)")
-        self.raster = open_raster_cube(raster_url)
+        self.raster = open_raster_cube(raster) if isinstance(raster, str) else raster
+        climate_cube = open_climate_cube(climate) if isinstance(climate, str) else climate
         self.windows = ShardWindowReader(self.raster.url, self.raster.bands, "bands", threads)
-        self.series = ClimateSeriesReader(
-            open_climate_cube(climate_url), self.raster.grid.epsg, months, climate_cache_chunks
-        )
+        self.series = ClimateSeriesReader(climate_cube, self.raster.grid.epsg, months, climate_cache_chunks)
         self.patch_px, self.output, self.mask_channel = patch_px, output, mask_channel
         self.stats = NormStats.model_validate(stats) if stats is not None else None
 
@@ -107,17 +107,24 @@ def epoch_table(
     return pd.concat(frames, ignore_index=True)
 
 
+def _url(cube: RasterCube | ClimateCube | str) -> str:
+    return cube if isinstance(cube, str) else cube.url
+
+
 def build_dataset(
     locations: pd.DataFrame,
-    raster_url: str,
-    climate_url: str,
+    raster: RasterCube | str,
+    climate: ClimateCube | str,
     cfg: StreamConfig,
     epochs: Sequence[int] = (0,),
     world_size: int = 1,
     output: Output = "normalised",
     stats: NormStats | None = None,
 ) -> Any:
-    """A Ray dataset streaming the samples of ``locations`` for ``epochs`` (see the module docstring)."""
+    """A Ray dataset streaming the samples of ``locations`` for ``epochs`` (see the module docstring).
+
+    The reader actors open the cubes themselves, from their URLs; an opened `raster` is used here as is.
+    """
     import ray.data
 
     missing = [c for c in COLUMNS if c not in locations.columns]
@@ -127,8 +134,8 @@ def build_dataset(
         raise ValueError("location table is empty: nothing to stream")
     shards = None
     if cfg.shuffle == "shard":
-        raster = open_raster_cube(raster_url)
-        shards = shard_ids(raster.grid, raster.layout.shard, locations["x"].to_numpy(), locations["y"].to_numpy())
+        cube = open_raster_cube(raster) if isinstance(raster, str) else raster
+        shards = shard_ids(cube.grid, cube.layout.shard, locations["x"].to_numpy(), locations["y"].to_numpy())
     table = epoch_table(locations, cfg, epochs, world_size, shards)
     block = cfg.read_batch_size * max(1, -(-len(table) // (cfg.read_batch_size * MAX_BLOCKS)))
     log.info("streaming %d locations x %d epochs (%d rows with padding)", len(locations), len(epochs), len(table))
@@ -136,8 +143,8 @@ def build_dataset(
     return ds.map_batches(
         SampleReader,
         fn_constructor_kwargs={
-            "raster_url": raster_url,
-            "climate_url": climate_url,
+            "raster": _url(raster),
+            "climate": _url(climate),
             "patch_px": cfg.patch_px,
             "months": cfg.months,
             "output": output,

@@ -26,7 +26,7 @@ from soilnet.mapping.config import MapConfig, resolve_climate_end
 from soilnet.mapping.map_cube import MISSING_LAYER, map_cube_url, open_map_cube
 from soilnet.mapping.preview import layer_preview
 from soilnet.mapping.stac import build_item, write_item, write_tile_items
-from soilnet.serve.command import serve_command
+from soilnet.mapping.viewer_command import serve_command
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from soilnet.models.factory import build_image_encoder
 from soilnet.tracking.runs import RunTracker
 from soilnet.training.config import EvaluateConfig
 from soilnet.training.finetune import CrossValidation
-from soilnet.training.samples import CachedSource, CubeSource
+from soilnet.training.samples import SampleSource
 from soilnet.training.tasks import IMAGE_ENCODER_FILE
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def _fill_nan(values: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def frozen_features(cv: CrossValidation, source: CubeSource | CachedSource, encoders: str) -> np.ndarray:
+def frozen_features(cv: CrossValidation, source: SampleSource, encoders: str) -> np.ndarray:
     """Pretrained image features (N, D) of every labelled row, in table order."""
     from soilnet.data.normalisation import normalise_batch
 
@@ -67,7 +67,7 @@ def frozen_features(cv: CrossValidation, source: CubeSource | CachedSource, enco
 
 def compare_with_baselines(
     cv: CrossValidation,
-    source: CubeSource | CachedSource,
+    source: SampleSource,
     cfg: EvaluateConfig,
     encoders: str | None,
     tracker: RunTracker,

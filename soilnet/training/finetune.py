@@ -13,8 +13,6 @@ out-of-fold metrics (mean and std over folds) and the bundle of fold models.
 from __future__ import annotations
 
 import logging
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,31 +25,27 @@ from soilnet.data.folds import fold_split
 from soilnet.data.normalisation import NormStats, load_stats, normalise_batch
 from soilnet.data.points import TARGET_COLUMNS
 from soilnet.data.sampling import steps_per_epoch
+from soilnet.data.stream_config import StreamConfig
 from soilnet.data.workspace import DataConfig
 from soilnet.evaluation.metrics import METRIC_NAMES, per_fold_metrics, regression_metrics, summarise_folds
 from soilnet.recipes.bundle import BundleMeta, save_bundle
 from soilnet.recipes.recipe import RecipeConfig
-from soilnet.redaction import redact_userinfo
 from soilnet.tracking.config import TrackingConfig
 from soilnet.tracking.registry import BUNDLE_ARTIFACT, BUNDLE_URL_TAG, cv_metric_key
 from soilnet.tracking.runs import RunTracker
 from soilnet.training.best import best_folder, read_best
 from soilnet.training.config import FinetuneConfig, TrainConfig
 from soilnet.training.job import (
-    CubeInputs,
     Resume,
-    fit_recipe,
+    TrainingJob,
     input_stats,
-    job_run,
     labelled_table,
-    make_source,
     unlabelled_table,
     with_target_stats,
 )
-from soilnet.training.loop import ModelSpec, WorkerSpec
-from soilnet.training.samples import CachedSource, CubeSource
+from soilnet.training.loop import ModelSpec, StepCallback
+from soilnet.training.samples import SampleSource
 from soilnet.training.tasks import RegressionTask
-from soilnet.training.trainer import fit, refuse_earlier_run
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +78,13 @@ class CrossValidation:
     stats: NormStats
     recipe: RecipeConfig
     fold_runs: dict[int, str] = field(default_factory=dict)
-    source: CubeSource | CachedSource | None = None
+    source: SampleSource | None = None
 
 
 @torch.no_grad()
 def predict_table(
     module: torch.nn.Module,
-    source: CubeSource | CachedSource,
+    source: SampleSource,
     table: pd.DataFrame,
     stats: NormStats,
     mask_channel: bool,
@@ -106,22 +100,23 @@ def predict_table(
     return np.concatenate(out)
 
 
-def _val_arrays(source, table: pd.DataFrame, stats: NormStats, mask_channel: bool) -> dict[str, np.ndarray]:
+def _val_arrays(
+    source: SampleSource, table: pd.DataFrame, stats: NormStats, mask_channel: bool
+) -> dict[str, np.ndarray]:
     batch = normalise_batch(source.read(table), stats, mask_channel)
     return {k: batch[k] for k in ("image", "climate", "target")}
 
 
-def shared_input_stats(
-    data: DataConfig, train: TrainConfig, cfg: FinetuneConfig, inputs: CubeInputs, stream, labelled
-) -> NormStats:
+def shared_input_stats(job: TrainingJob, cfg: FinetuneConfig, labelled: pd.DataFrame) -> NormStats:
     """Label-free input statistics: the pretraining ones, or fitted on unlabelled locations."""
     if cfg.pretrained:
         return load_stats(storage.join(cfg.pretrained, "normalisation.json"))
+    stream = job.stream
     unlabelled = unlabelled_table(
-        inputs, stream.model_copy(update={"n_unlabelled": max(256, stream.n_unlabelled)}), labelled
+        job.cubes, stream.model_copy(update={"n_unlabelled": max(256, stream.n_unlabelled)}), labelled
     )
-    source = make_source(train.model_copy(update={"data_source": "stream"}), inputs, stream, unlabelled)
-    return input_stats(source, unlabelled, inputs, cfg.normalisation, stream.seed)
+    source = job.source(unlabelled, job.train.model_copy(update={"data_source": "stream"}))
+    return input_stats(source, unlabelled, job.cubes, cfg.normalisation, stream.seed)
 
 
 @dataclass
@@ -141,69 +136,32 @@ def run_cross_validation(
     cfg: FinetuneConfig,
     tracking: TrackingConfig,
     resume_from: str | None = None,
-    on_step: Callable[[int, int], None] | None = None,
+    on_step: StepCallback | None = None,
     config_text: str | None = None,
 ) -> CrossValidation:
     """Train one model per spatial fold in one worker group, score the test folds, write the bundle, track it all."""
-    refuse_earlier_run(data.url("runs"), cfg.run_name, resume_from)  # before any sample is read
-    inputs = CubeInputs.open(data)
-    recipe, stream = fit_recipe(cfg.recipe, inputs, cfg.stream)
-    task = RegressionTask(recipe, cfg.loss, cfg.huber_delta, cfg.pretrained, cfg.freeze_backbone)
+    job = TrainingJob.prepare(data, train, tracking, cfg.run_name, cfg.recipe, cfg.stream, resume_from)
+    task = RegressionTask(job.recipe, cfg.loss, cfg.huber_delta, cfg.pretrained, cfg.freeze_backbone)
     labelled = labelled_table(data, cfg.target, cfg.folds)
     folds = cfg.only_folds or sorted(labelled["fold"].unique().tolist())
-    base_stats = shared_input_stats(data, train, cfg, inputs, stream, labelled)
-    source = make_source(train, inputs, stream, labelled)
-    scratch = tempfile.TemporaryDirectory()
-    resume = Resume.fetch(resume_from, scratch) if resume_from else None
-    params = {
-        "finetune": cfg.model_dump(mode="json"),
-        "train": train.model_dump(mode="json"),
-        "recipe": recipe.model_dump(mode="json"),
-        "n_points": len(labelled),
-    }
-    parent = job_run(resume, tracking, data.root, cfg.run_name, "finetune", params, config_text)
-    fold_runs = fold_trackers(resume, folds, parent, tracking, data.root, cfg.run_name)
-    job = {
-        "kind": "finetune",
-        "config": cfg.model_dump(mode="json"),
-        "recipe": recipe.model_dump(mode="json"),
-        "tracking_uri": redact_userinfo(parent.uri),
-        "mlflow_run_id": parent.run_id,
-        "folds": folds,
-        "fold_runs": {str(f): t.run_id for f, t in fold_runs.items()},
-    }
+    base_stats = shared_input_stats(job, cfg, labelled)
+    source = job.source(labelled)
+    parent = job.start_run("finetune", cfg, {"n_points": len(labelled)}, config_text)
+    fold_runs = fold_trackers(job.resume, folds, parent, tracking, data.root, cfg.run_name)
+    record = job.record(
+        "finetune", cfg, parent, folds=folds, fold_runs={str(f): t.run_id for f, t in fold_runs.items()}
+    )
     plans, datasets = [], {}
     for fold in folds:
-        plan, fold_datasets = plan_fold(fold, labelled, source, base_stats, stream, train, cfg, fold_runs[fold], job)
+        plan, fold_datasets = plan_fold(fold, labelled, source, base_stats, job, cfg, fold_runs[fold], record)
         plans.append(plan)
         datasets.update(fold_datasets)
-    run_url = storage.join(data.url("runs"), cfg.run_name)
-    spec = WorkerSpec(
-        task=task,
-        optim=cfg.optim,
-        models=[plan.model for plan in plans],
-        run_url=run_url,
-        epochs=cfg.epochs,
-        batch_size=stream.batch_size,
-        grad_accum_steps=train.grad_accum_steps,
-        use_amp=train.use_amp,
-        threads=train.threads_per_worker,
-        patience=cfg.patience,
-        min_delta=cfg.min_delta,
-        keep_best=train.keep_checkpoints,
-        resume_from=resume.folder if resume else None,
-        on_step=on_step,
-    )
-    try:
-        fit(spec, datasets, train, data.url("runs"), cfg.run_name)
-        outcomes = [score_fold(plan, recipe, source, stream, run_url) for plan in plans]
-    except Exception:
-        for tracker in [*fold_runs.values(), parent]:
-            tracker.finish("FAILED")
-        raise
-    finally:
-        scratch.cleanup()
-    result = finish_cross_validation(outcomes, labelled, base_stats, recipe, stream, inputs, data, cfg, parent)
+    models = [plan.model for plan in plans]
+    spec = job.worker_spec(task, cfg.optim, models, cfg.epochs, on_step, cfg.patience, cfg.min_delta)
+    with job.failing([*fold_runs.values(), parent]):
+        job.fit(spec, datasets)
+        outcomes = [score_fold(plan, job.recipe, source, job.stream, job.run_url) for plan in plans]
+    result = finish_cross_validation(outcomes, labelled, base_stats, job, cfg, parent)
     result.source = source
     return result
 
@@ -231,13 +189,12 @@ def fold_trackers(
 def plan_fold(
     fold: int,
     labelled: pd.DataFrame,
-    source: CubeSource | CachedSource,
+    source: SampleSource,
     base_stats: NormStats,
-    stream,
-    train: TrainConfig,
+    job: TrainingJob,
     cfg: FinetuneConfig,
     tracker: RunTracker,
-    job: dict,
+    record: dict,
 ) -> tuple[FoldPlan, dict]:
     """Split a fold's rows, scale the target on its training rows, and prepare its model spec and feed."""
     split = fold_split(
@@ -247,6 +204,7 @@ def plan_fold(
     stats = with_target_stats(base_stats, rows["train"]["target"].to_numpy())
     tracker.log_params({"fold": fold, **{f"n_{k}": len(v) for k, v in rows.items()}})
     name = f"fold_{fold}"
+    train, stream = job.train, job.stream
     feed, datasets = source.feed(rows["train"], range(cfg.epochs), train.num_workers, stats, name)
     model = ModelSpec(
         name=name,
@@ -257,12 +215,14 @@ def plan_fold(
         seed=train.seed + fold,
         tracker=tracker,
         val=ray.put(_val_arrays(source, rows["val"], stats, stream.mask_channel)),
-        job={**job, "fold": fold},
+        job={**record, "fold": fold},
     )
     return FoldPlan(fold, rows, split.test, stats, model), datasets
 
 
-def score_fold(plan: FoldPlan, recipe: RecipeConfig, source, stream, run_url: str) -> FoldOutcome:
+def score_fold(
+    plan: FoldPlan, recipe: RecipeConfig, source: SampleSource, stream: StreamConfig, run_url: str
+) -> FoldOutcome:
     """Load a fold's best weights, predict its test rows, log the test metrics and close its run."""
     folder = best_folder(run_url, plan.model.name)
     state, entry = read_best(folder)
@@ -293,10 +253,7 @@ def finish_cross_validation(
     outcomes: list[FoldOutcome],
     labelled: pd.DataFrame,
     stats: NormStats,
-    recipe: RecipeConfig,
-    stream,
-    inputs: CubeInputs,
-    data: DataConfig,
+    job: TrainingJob,
     cfg: FinetuneConfig,
     parent: RunTracker,
 ) -> CrossValidation:
@@ -313,6 +270,7 @@ def finish_cross_validation(
         row = summary[summary["metric"] == metric].iloc[0]
         cv_metrics[cv_metric_key(metric)] = float(row["mean"])
         cv_metrics[f"cv_{metric}_std"] = float(row["std"])
+    stream, inputs, recipe = job.stream, job.cubes, job.recipe
     meta = BundleMeta(
         targets=[cfg.target],
         units=[TARGET_COLUMNS.get(cfg.target, "")],
@@ -326,7 +284,7 @@ def finish_cross_validation(
         metrics={k: v for k, v in cv_metrics.items() if np.isfinite(v)},
         mlflow_run_id=parent.run_id,
     )
-    bundle = cfg.bundle or storage.join(data.url("runs"), cfg.run_name, BUNDLE_ARTIFACT)
+    bundle = cfg.bundle or storage.join(job.run_url, BUNDLE_ARTIFACT)
     save_bundle(bundle, recipe, [o.model for o in outcomes], stats, meta)
     parent.log_metrics(cv_metrics)
     parent.log_folder(bundle, BUNDLE_ARTIFACT)

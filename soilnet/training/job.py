@@ -1,9 +1,18 @@
-"""The inputs of a training job: cubes, recipe shapes fitted to them, sample sources, resume folders, its run."""
+"""A training job: the preparation pretraining and fine-tuning share, and the inputs it hands on.
+
+`TrainingJob.prepare` refuses an earlier run's folder (before any sample is read), opens the cubes
+once, fits the recipe's shapes to them and fetches the checkpoint to resume; the job then starts
+(or re-attaches) its MLflow run, builds the worker spec and runs Ray Train, marking its runs
+FAILED if anything raises. The helpers below build its location tables, sample source and
+normalisation statistics.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,40 +20,26 @@ import numpy as np
 import pandas as pd
 
 from soilnet import storage
-from soilnet.data.climate_cube import open_climate_cube
+from soilnet.configbase import StrictModel
 from soilnet.data.folds import FoldConfig
 from soilnet.data.locations import labelled_locations, unlabelled_locations
 from soilnet.data.normalisation import NormStats, fit_normalisation
 from soilnet.data.points import read_points
-from soilnet.data.raster_cube import open_raster_cube
 from soilnet.data.stream_config import StreamConfig
 from soilnet.data.workspace import DataConfig
 from soilnet.recipes.recipe import RecipeConfig, load_recipe
-from soilnet.redaction import usable_uri
+from soilnet.redaction import redact_userinfo, usable_uri
 from soilnet.tracking.config import TrackingConfig
+from soilnet.tracking.datasets import training_inputs
 from soilnet.tracking.runs import RunTracker
-from soilnet.training.config import TrainConfig
-from soilnet.training.samples import CachedSource, CubeSource
+from soilnet.training.config import OptimConfig, TrainConfig
+from soilnet.training.loop import ModelSpec, StepCallback, WorkerSpec
+from soilnet.training.samples import CachedSource, CubeInputs, CubeSource, SampleSource
 from soilnet.training.state import read_job
+from soilnet.training.tasks import Task
+from soilnet.training.trainer import fit, refuse_earlier_run
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CubeInputs:
-    """The cubes of a job and what their bands and variables are."""
-
-    raster: str
-    climate: str
-    bands: list[str]
-    variables: list[str]
-
-    @classmethod
-    def open(cls, data: DataConfig) -> CubeInputs:
-        """Open the configured raster and climate cubes (metadata only)."""
-        raster, climate = data.url("raster"), data.url("climate")
-        bands = list(open_raster_cube(raster).band_names)
-        return cls(raster, climate, bands, list(open_climate_cube(climate).variables))
 
 
 def fit_recipe(recipe_url: str, inputs: CubeInputs, stream: StreamConfig) -> tuple[RecipeConfig, StreamConfig]:
@@ -66,24 +61,20 @@ def labelled_table(data: DataConfig, target: str, folds: FoldConfig) -> pd.DataF
 def unlabelled_table(inputs: CubeInputs, stream: StreamConfig, exclude: pd.DataFrame) -> pd.DataFrame:
     """Unlabelled locations away from every labelled point of `exclude` (label-free, test-free)."""
     xy = exclude[["x", "y"]].to_numpy() if len(exclude) else None
-    table = unlabelled_locations(open_raster_cube(inputs.raster), stream, xy)
+    table = unlabelled_locations(inputs.raster, stream, xy)
     if len(table) == 0:
         raise ValueError("no unlabelled location survived the buffer and masks: lower stream.buffer_px")
     return table
 
 
-def make_source(
-    train: TrainConfig, inputs: CubeInputs, stream: StreamConfig, table: pd.DataFrame
-) -> CubeSource | CachedSource:
+def make_source(train: TrainConfig, inputs: CubeInputs, stream: StreamConfig, table: pd.DataFrame) -> SampleSource:
     """The configured sample source for the rows of `table`."""
     if train.data_source == "cache":
-        return CachedSource(inputs.raster, inputs.climate, stream, table)
-    return CubeSource(inputs.raster, inputs.climate, stream)
+        return CachedSource(inputs, stream, table)
+    return CubeSource(inputs, stream)
 
 
-def input_stats(
-    source: CubeSource | CachedSource, table: pd.DataFrame, inputs: CubeInputs, method: str, seed: int
-) -> NormStats:
+def input_stats(source: SampleSource, table: pd.DataFrame, inputs: CubeInputs, method: str, seed: int) -> NormStats:
     """Image and climate statistics of the (unlabelled) rows of `table`."""
     return fit_normalisation(table, source.read, inputs.bands, inputs.variables, method=method, seed=seed)
 
@@ -113,22 +104,121 @@ class Resume:
         return cls(folder, read_job(folder))
 
 
-def job_run(
-    resume: Resume | None,
-    tracking: TrackingConfig,
-    workspace: str,
-    run_name: str,
-    kind: str,
-    params: dict[str, Any],
-    config_text: str | None = None,
-) -> RunTracker:
-    """The job's MLflow run: the run stored with a resumed checkpoint, else a new run with the job's parameters."""
-    if resume is not None:
-        return RunTracker.for_run(
-            tracking, workspace, resume.job["mlflow_run_id"], usable_uri(resume.job["tracking_uri"])
+@dataclass
+class TrainingJob:
+    """A prepared training job: its workspace, settings, opened cubes, fitted recipe and stream, resume checkpoint."""
+
+    data: DataConfig
+    train: TrainConfig
+    tracking: TrackingConfig
+    run_name: str
+    runs: str
+    cubes: CubeInputs
+    recipe: RecipeConfig
+    stream: StreamConfig
+    resume: Resume | None
+    scratch: tempfile.TemporaryDirectory
+
+    @classmethod
+    def prepare(
+        cls,
+        data: DataConfig,
+        train: TrainConfig,
+        tracking: TrackingConfig,
+        run_name: str,
+        recipe_url: str,
+        stream: StreamConfig,
+        resume_from: str | None = None,
+    ) -> TrainingJob:
+        """Refuse an earlier run's folder (before any sample is read), open the cubes, fit the recipe, get a resume."""
+        runs = data.url("runs")
+        refuse_earlier_run(runs, run_name, resume_from)
+        cubes = CubeInputs.open(data)
+        recipe, stream = fit_recipe(recipe_url, cubes, stream)
+        scratch = tempfile.TemporaryDirectory()
+        resume = Resume.fetch(resume_from, scratch) if resume_from else None
+        return cls(data, train, tracking, run_name, runs, cubes, recipe, stream, resume, scratch)
+
+    @property
+    def run_url(self) -> str:
+        """The run's folder: Ray Train's checkpoints and every model's best weights."""
+        return storage.join(self.runs, self.run_name)
+
+    def source(self, table: pd.DataFrame, train: TrainConfig | None = None) -> SampleSource:
+        """The sample source of `table`'s rows (``train.data_source`` of the job, or of `train`)."""
+        return make_source(train or self.train, self.cubes, self.stream, table)
+
+    def start_run(
+        self, kind: str, cfg: StrictModel, counts: dict[str, int], config_text: str | None = None
+    ) -> RunTracker:
+        """The job's MLflow run: the run stored with a resumed checkpoint, else a new run with the job's parameters
+        and the datasets it trains on (points table, cubes)."""
+        if self.resume is not None:
+            stored = self.resume.job
+            uri = usable_uri(stored["tracking_uri"])
+            return RunTracker.for_run(self.tracking, self.data.root, stored["mlflow_run_id"], uri)
+        tracker = RunTracker.start(self.tracking, self.data.root, self.run_name, tags={"soilnet.job": kind})
+        tracker.log_params(
+            {
+                kind: cfg.model_dump(mode="json"),
+                "train": self.train.model_dump(mode="json"),
+                "recipe": self.recipe.model_dump(mode="json"),
+                **counts,
+            }
         )
-    tracker = RunTracker.start(tracking, workspace, run_name, tags={"soilnet.job": kind})
-    tracker.log_params(params)
-    if config_text:
-        tracker.log_text(config_text, "config.yaml")
-    return tracker
+        tracker.log_inputs(training_inputs(self.data.url("points"), self.cubes.raster.url, self.cubes.climate.url))
+        if config_text:
+            tracker.log_text(config_text, "config.yaml")
+        return tracker
+
+    def record(self, kind: str, cfg: StrictModel, tracker: RunTracker, **extra: Any) -> dict[str, Any]:
+        """The job description saved with every checkpoint (what a resume reads back), credentials masked."""
+        return {
+            "kind": kind,
+            "config": cfg.model_dump(mode="json"),
+            "recipe": self.recipe.model_dump(mode="json"),
+            "tracking_uri": redact_userinfo(tracker.uri),
+            "mlflow_run_id": tracker.run_id,
+            **extra,
+        }
+
+    def worker_spec(
+        self,
+        task: Task,
+        optim: OptimConfig,
+        models: list[ModelSpec],
+        epochs: int,
+        on_step: StepCallback | None = None,
+        patience: int | None = None,
+        min_delta: float = 0.0,
+    ) -> WorkerSpec:
+        """The workers' spec: the models in training order and the job's settings."""
+        return WorkerSpec.from_config(
+            task,
+            optim,
+            models,
+            self.run_url,
+            epochs,
+            self.stream.batch_size,
+            self.train,
+            resume_from=self.resume.folder if self.resume else None,
+            on_step=on_step,
+            patience=patience,
+            min_delta=min_delta,
+        )
+
+    @contextlib.contextmanager
+    def failing(self, trackers: Sequence[RunTracker]) -> Iterator[None]:
+        """Mark `trackers` FAILED if the body raises; drop the resume scratch folder either way."""
+        try:
+            yield
+        except Exception:
+            for tracker in trackers:
+                tracker.finish("FAILED")
+            raise
+        finally:
+            self.scratch.cleanup()
+
+    def fit(self, spec: WorkerSpec, datasets: dict[str, Any]) -> Any:
+        """Run the workers on Ray Train; returns its ``Result``."""
+        return fit(spec, datasets, self.train, self.runs, self.run_name)

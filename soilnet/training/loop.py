@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,15 +25,17 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from soilnet.data.normalisation import NormStats
 from soilnet.reproducibility import deterministic_torch
 from soilnet.tracking.runs import RunTracker
 from soilnet.training.batches import CacheFeed, DatasetFeed
 from soilnet.training.best import best_folder, keep_if_best
-from soilnet.training.config import OptimConfig
+from soilnet.training.config import OptimConfig, TrainConfig
+from soilnet.training.schedule import make_scheduler, set_weight_decay
 from soilnet.training.state import Progress, read_state, save_checkpoint
-from soilnet.training.tasks import RegressionTask, SSLTask
+from soilnet.training.tasks import RegressionTask, Task
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class ModelSpec:
 class WorkerSpec:
     """Everything the workers need (picklable): the task, the models in training order, the shared settings."""
 
-    task: RegressionTask | SSLTask
+    task: Task
     optim: OptimConfig
     models: list[ModelSpec]
     run_url: str
@@ -74,6 +75,39 @@ class WorkerSpec:
     resume_from: str | None = None
     on_step: StepCallback | None = None
 
+    @classmethod
+    def from_config(
+        cls,
+        task: Task,
+        optim: OptimConfig,
+        models: list[ModelSpec],
+        run_url: str,
+        epochs: int,
+        batch_size: int,
+        train: TrainConfig,
+        resume_from: str | None = None,
+        on_step: StepCallback | None = None,
+        patience: int | None = None,
+        min_delta: float = 0.0,
+    ) -> WorkerSpec:
+        """A spec whose worker settings (accumulation, AMP, threads, best K kept) come from the ``train`` section."""
+        return cls(
+            task=task,
+            optim=optim,
+            models=models,
+            run_url=run_url,
+            epochs=epochs,
+            batch_size=batch_size,
+            grad_accum_steps=train.grad_accum_steps,
+            use_amp=train.use_amp,
+            threads=train.threads_per_worker,
+            patience=patience,
+            min_delta=min_delta,
+            keep_best=train.keep_checkpoints,
+            resume_from=resume_from,
+            on_step=on_step,
+        )
+
     def __post_init__(self) -> None:
         if not self.models:
             raise ValueError("a training job needs at least one model")
@@ -81,22 +115,6 @@ class WorkerSpec:
             missing = [m.name for m in self.models if m.val is None]
             if missing:
                 raise ValueError(f"models {missing}: the task early-stops on val_loss but has no validation rows")
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int, steps_per_epoch: int):
-    """Per-optimiser-step LambdaLR: linear warm-up, then constant, cosine to 0, or step decay."""
-
-    def factor(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        if cfg.schedule == "cosine":
-            span = max(1, total_steps - cfg.warmup_steps)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - cfg.warmup_steps) / span)))
-        if cfg.schedule == "step":
-            return cfg.gamma ** (step // (cfg.step_epochs * steps_per_epoch))
-        return 1.0
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _to_device(batch: dict[str, Any], device: torch.device, target_mean: float, target_std: float) -> dict:
@@ -118,7 +136,8 @@ def validation_loss(
     module.eval()
     total, count = 0.0, 0
     for start in range(0, len(val["target"]), batch_size):
-        part = {k: torch.from_numpy(v[start : start + batch_size]) for k, v in val.items()}
+        # the validation rows come read-only from the object store: copy each batch (torch wants writable arrays)
+        part = {k: torch.tensor(v[start : start + batch_size]) for k, v in val.items()}
         batch = _to_device(part, device, stats.target_mean, stats.target_std)
         out = module(batch["image"], batch["climate"])
         total += float(task.per_sample(out, batch["target"]).sum())
@@ -163,22 +182,43 @@ def train_worker(spec: WorkerSpec) -> dict[str, float]:
     return metrics
 
 
-def _train_model(spec: WorkerSpec, index: int, state: dict[str, Any] | None) -> dict[str, float]:
-    """Train model `index` from scratch or from `state`; returns its last metrics and progress."""
+@dataclass
+class ModelRun:
+    """One model in training on a worker: its module (and the module DDP wraps), optimiser, schedule, progress."""
+
+    spec: ModelSpec
+    index: int
+    rank: int
+    device: torch.device
+    module: nn.Module
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    progress: Progress
+    updates_per_epoch: int
+    tracker: RunTracker | None
+    val: dict[str, np.ndarray] | None
+
+    def stopped(self, patience: int | None) -> bool:
+        """Whether early stopping has ended this model (no improvement for `patience` epochs)."""
+        return patience is not None and self.progress.bad_epochs >= patience
+
+
+def _restore(spec: WorkerSpec, index: int, state: dict[str, Any] | None) -> ModelRun:
+    """Build model `index` with its optimiser and schedule, from scratch or from a checkpoint's `state`."""
     import ray
     import ray.train
     import ray.train.torch
-    from ray.train import CheckpointUploadMode
 
     model_spec = spec.models[index]
     rank = ray.train.get_context().get_world_rank()
     torch.manual_seed(model_spec.seed)
-    device = ray.train.torch.get_device()
     module = spec.task.build()
     model = ray.train.torch.prepare_model(module)
     optimizer = torch.optim.AdamW(spec.task.param_groups(module, spec.optim), weight_decay=spec.optim.weight_decay)
     updates_per_epoch = max(1, model_spec.steps_per_epoch // spec.grad_accum_steps)
-    scheduler = make_scheduler(optimizer, spec.optim, spec.epochs * updates_per_epoch, updates_per_epoch)
+    global_batch = spec.batch_size * spec.grad_accum_steps * ray.train.get_context().get_world_size()
+    scheduler = make_scheduler(optimizer, spec.optim, spec.epochs * updates_per_epoch, updates_per_epoch, global_batch)
     progress = Progress(model=index)
     if state is not None:
         module.load_state_dict(state["model"])
@@ -186,81 +226,112 @@ def _train_model(spec: WorkerSpec, index: int, state: dict[str, Any] | None) -> 
         scheduler.load_state_dict(state["scheduler"])
         progress = Progress(**state["progress"])
         log.info("resumed %s at epoch %d, step %d", model_spec.name, progress.epoch, progress.step)
-    tracker = model_spec.tracker if rank == 0 else None
     val = ray.get(model_spec.val) if isinstance(model_spec.val, ray.ObjectRef) else model_spec.val
-    stats = model_spec.stats
+    return ModelRun(
+        spec=model_spec,
+        index=index,
+        rank=rank,
+        device=ray.train.torch.get_device(),
+        module=module,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        progress=progress,
+        updates_per_epoch=updates_per_epoch,
+        tracker=model_spec.tracker if rank == 0 else None,
+        val=val,
+    )
+
+
+def _run_epoch(spec: WorkerSpec, run: ModelRun, epoch: int) -> dict[str, float]:
+    """Train one epoch (``steps_per_epoch`` micro-batches, accumulated); returns its training metrics."""
+    model_spec, progress, device = run.spec, run.progress, run.device
+    # The epoch's random draws (SSL augmentations, dropout) depend on (seed, epoch) only: a resumed epoch
+    # draws what it would have drawn without the restart.
+    torch.manual_seed(int(np.random.SeedSequence([model_spec.seed, epoch]).generate_state(1)[0]))
     amp = spec.use_amp and device.type == "cuda"
-    score_name = spec.task.score
+    distributed = isinstance(run.model, DistributedDataParallel)
+    run.model.train()
+    losses, monitors = [], {}
+    for micro, raw in enumerate(model_spec.feed.epoch(epoch, model_spec.steps_per_epoch)):
+        batch = _to_device(raw, device, model_spec.stats.target_mean, model_spec.stats.target_std)
+        last = (micro + 1) % spec.grad_accum_steps == 0 or micro + 1 == model_spec.steps_per_epoch
+        sync = run.model.no_sync() if distributed and not last else contextlib.nullcontext()
+        with sync, torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            loss, extra = spec.task.loss(run.model, batch)
+            (loss / spec.grad_accum_steps).backward()
+        losses.append(float(loss.detach()))
+        for key, value in extra.items():
+            monitors.setdefault(key, []).append(value)
+        if last:
+            if spec.optim.grad_clip:
+                nn.utils.clip_grad_norm_(run.module.parameters(), spec.optim.grad_clip)
+            set_weight_decay(run.optimizer, spec.optim, progress.step, spec.epochs * run.updates_per_epoch)
+            run.optimizer.step()
+            run.scheduler.step()
+            run.optimizer.zero_grad(set_to_none=True)
+            progress.step += 1
+            spec.task.after_step(run.module, progress.step, spec.epochs * run.updates_per_epoch)
+            if spec.on_step is not None:
+                spec.on_step(run.rank, progress.step)
+    progress.epoch = epoch + 1
+    return {
+        "epoch": progress.epoch,
+        "step": progress.step,
+        "train_loss": float(np.mean(losses)),
+        "lr": run.scheduler.get_last_lr()[0],
+        **{k: float(np.mean(v)) for k, v in monitors.items()},
+    }
+
+
+def _close_epoch(spec: WorkerSpec, run: ModelRun, metrics: dict[str, float]) -> bool:
+    """Validate, score, keep the best weights, log and report the epoch with its checkpoint; True to stop early."""
+    import ray.train
+    from ray.train import CheckpointUploadMode
+
+    progress, score_name = run.progress, spec.task.score
+    if run.val is not None:
+        task: RegressionTask = spec.task  # type: ignore[assignment]  # only regression has validation rows
+        loss = validation_loss(task, run.module, run.val, spec.batch_size, run.spec.stats, run.device)
+        metrics["val_loss"] = _agree(loss, run.device)
+    score = metrics[score_name]
+    if score < progress.best - spec.min_delta:
+        progress.best, progress.bad_epochs = score, 0
+    else:
+        progress.bad_epochs += 1
+    metrics["best_" + score_name] = progress.best
+    checkpoint = None
+    if run.rank == 0:
+        best = best_folder(spec.run_url, run.spec.name)
+        keep_if_best(run.module, progress, score, spec.keep_best, best, run.spec.name)
+    if run.tracker is not None:
+        run.tracker.log_metrics(metrics, step=progress.epoch)
+    if run.rank == 0:  # uploaded in the background (Ray deletes the local folder after the upload)
+        folder = tempfile.mkdtemp(prefix="soilnet-checkpoint-")
+        save_checkpoint(folder, run.module, run.optimizer, run.scheduler, progress, run.spec.stats, run.spec.job)
+        checkpoint = ray.train.Checkpoint.from_directory(folder)
+    ray.train.report(
+        {**metrics, "model": run.index}, checkpoint=checkpoint, checkpoint_upload_mode=CheckpointUploadMode.ASYNC
+    )
+    return run.stopped(spec.patience)
+
+
+def _train_model(spec: WorkerSpec, index: int, state: dict[str, Any] | None) -> dict[str, float]:
+    """Train model `index` from scratch or from `state`; returns its last metrics and progress."""
+    run = _restore(spec, index, state)
     metrics: dict[str, float] = {}
-    stopped = spec.patience is not None and progress.bad_epochs >= spec.patience
-    for epoch in range(progress.epoch, progress.epoch if stopped else spec.epochs):
-        # The epoch's random draws (SSL augmentations, dropout) depend on (seed, epoch) only: a resumed epoch
-        # draws what it would have drawn without the restart.
-        torch.manual_seed(int(np.random.SeedSequence([model_spec.seed, epoch]).generate_state(1)[0]))
-        model.train()
-        losses, monitors = [], {}
-        for micro, raw in enumerate(model_spec.feed.epoch(epoch, model_spec.steps_per_epoch)):
-            batch = _to_device(raw, device, stats.target_mean, stats.target_std)
-            last = (micro + 1) % spec.grad_accum_steps == 0 or micro + 1 == model_spec.steps_per_epoch
-            sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
-            with sync, torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss, extra = spec.task.loss(model, batch)
-                (loss / spec.grad_accum_steps).backward()
-            losses.append(float(loss.detach()))
-            for key, value in extra.items():
-                monitors.setdefault(key, []).append(value)
-            if last:
-                if spec.optim.grad_clip:
-                    nn.utils.clip_grad_norm_(module.parameters(), spec.optim.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                progress.step += 1
-                if hasattr(module, "after_step"):
-                    module.after_step(progress.step, spec.epochs * updates_per_epoch)
-                if spec.on_step is not None:
-                    spec.on_step(rank, progress.step)
-        progress.epoch = epoch + 1
-        metrics = {
-            "epoch": progress.epoch,
-            "step": progress.step,
-            "train_loss": float(np.mean(losses)),
-            "lr": scheduler.get_last_lr()[0],
-            **{k: float(np.mean(v)) for k, v in monitors.items()},
-        }
-        if val is not None:
-            metrics["val_loss"] = _agree(
-                validation_loss(spec.task, module, val, spec.batch_size, stats, device), device
-            )
-        score = metrics[score_name]
-        if score < progress.best - spec.min_delta:
-            progress.best, progress.bad_epochs = score, 0
-        else:
-            progress.bad_epochs += 1
-        metrics["best_" + score_name] = progress.best
-        stopped = spec.patience is not None and progress.bad_epochs >= spec.patience
-        if rank == 0:
-            folder = best_folder(spec.run_url, model_spec.name)
-            keep_if_best(module, progress, score, spec.keep_best, folder, model_spec.name)
-        if tracker is not None:
-            tracker.log_metrics(metrics, step=progress.epoch)
-        checkpoint = None
-        if rank == 0:  # uploaded in the background (Ray deletes the local folder after the upload)
-            folder = tempfile.mkdtemp(prefix="soilnet-checkpoint-")
-            save_checkpoint(folder, module, optimizer, scheduler, progress, stats, model_spec.job)
-            checkpoint = ray.train.Checkpoint.from_directory(folder)
-        ray.train.report(
-            {**metrics, "model": index}, checkpoint=checkpoint, checkpoint_upload_mode=CheckpointUploadMode.ASYNC
-        )
-        if stopped:
+    stopped = run.stopped(spec.patience)
+    for epoch in range(run.progress.epoch, run.progress.epoch if stopped else spec.epochs):
+        metrics = _run_epoch(spec, run, epoch)
+        if _close_epoch(spec, run, metrics):
             log.info(
                 "%s: early stop after epoch %d, no %s improvement for %d epochs",
-                model_spec.name,
+                run.spec.name,
                 epoch + 1,
-                score_name,
-                progress.bad_epochs,
+                spec.task.score,
+                run.progress.bad_epochs,
             )
             break
-    if tracker is not None:
-        tracker.flush()  # a spool left during a tracking outage lives on this node: deliver it before the model ends
-    return {**metrics, **{"progress." + k: v for k, v in asdict(progress).items() if k != "top"}}
+    if run.tracker is not None:
+        run.tracker.flush()  # a spool left during a tracking outage lives on this node: deliver it before the end
+    return {**metrics, **{"progress." + k: v for k, v in asdict(run.progress).items() if k != "top"}}

@@ -9,8 +9,6 @@ encoders of the best epoch are exported with the statistics to ``<output>`` for 
 from __future__ import annotations
 
 import logging
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import yaml
@@ -21,23 +19,13 @@ from soilnet.data.normalisation import NormStats, save_stats
 from soilnet.data.sampling import steps_per_epoch
 from soilnet.data.workspace import DataConfig
 from soilnet.models.checkpoint import save_weights
-from soilnet.redaction import redact_userinfo
 from soilnet.tracking.config import TrackingConfig
 from soilnet.training.best import best_folder, read_best
 from soilnet.training.config import PretrainConfig, TrainConfig
-from soilnet.training.job import (
-    CubeInputs,
-    Resume,
-    fit_recipe,
-    input_stats,
-    job_run,
-    labelled_table,
-    make_source,
-    unlabelled_table,
-)
-from soilnet.training.loop import ModelSpec, WorkerSpec
+from soilnet.training.job import TrainingJob, input_stats, labelled_table, unlabelled_table
+from soilnet.training.loop import ModelSpec, StepCallback
 from soilnet.training.tasks import CLIMATE_ENCODER_FILE, IMAGE_ENCODER_FILE, SSLTask
-from soilnet.training.trainer import fit, refuse_earlier_run
+from soilnet.training.window_buffer import record_window_buffer
 
 log = logging.getLogger(__name__)
 
@@ -77,34 +65,17 @@ def run_pretrain(
     tracking: TrackingConfig,
     target: str = "soc_g_kg",
     resume_from: str | None = None,
-    on_step: Callable[[int, int], None] | None = None,
+    on_step: StepCallback | None = None,
 ) -> PretrainResult:
     """Pretrain the recipe's encoders; resumes the checkpoint (and MLflow run) of `resume_from` if given."""
-    workspace = data.root
-    refuse_earlier_run(data.url("runs"), cfg.run_name, resume_from)  # before any sample is read
-    inputs = CubeInputs.open(data)
-    recipe, stream = fit_recipe(cfg.recipe, inputs, cfg.stream)
-    task = SSLTask(recipe)
+    job = TrainingJob.prepare(data, train, tracking, cfg.run_name, cfg.recipe, cfg.stream, resume_from)
+    stream = job.stream
+    task = SSLTask(job.recipe)
     labelled = labelled_table(data, target, FoldConfig(k=2))
-    unlabelled = unlabelled_table(inputs, stream, labelled)
-    source = make_source(train, inputs, stream, unlabelled)
-    stats = input_stats(source, unlabelled, inputs, cfg.normalisation, stream.seed)
-    scratch = tempfile.TemporaryDirectory()
-    resume = Resume.fetch(resume_from, scratch) if resume_from else None
-    params = {
-        "pretrain": cfg.model_dump(mode="json"),
-        "train": train.model_dump(mode="json"),
-        "recipe": recipe.model_dump(mode="json"),
-        "n_unlabelled": len(unlabelled),
-    }
-    tracker = job_run(resume, tracking, workspace, cfg.run_name, "pretrain", params)
-    job = {
-        "kind": "pretrain",
-        "config": cfg.model_dump(mode="json"),
-        "recipe": recipe.model_dump(mode="json"),
-        "tracking_uri": redact_userinfo(tracker.uri),
-        "mlflow_run_id": tracker.run_id,
-    }
+    unlabelled = unlabelled_table(job.cubes, stream, labelled)
+    source = job.source(unlabelled)
+    stats = input_stats(source, unlabelled, job.cubes, cfg.normalisation, stream.seed)
+    tracker = job.start_run("pretrain", cfg, {"n_unlabelled": len(unlabelled)})
     feed, datasets = source.feed(unlabelled, range(cfg.epochs), train.num_workers, stats, MODEL_NAME)
     model = ModelSpec(
         name=MODEL_NAME,
@@ -113,34 +84,18 @@ def run_pretrain(
         steps_per_epoch=cfg.steps_per_epoch or steps_per_epoch(len(unlabelled), train.num_workers, stream.batch_size),
         seed=train.seed,
         tracker=tracker,
-        job=job,
+        job=job.record("pretrain", cfg, tracker),
     )
-    run_url = storage.join(data.url("runs"), cfg.run_name)
-    spec = WorkerSpec(
-        task=task,
-        optim=cfg.optim,
-        models=[model],
-        run_url=run_url,
-        epochs=cfg.epochs,
-        batch_size=stream.batch_size,
-        grad_accum_steps=train.grad_accum_steps,
-        use_amp=train.use_amp,
-        threads=train.threads_per_worker,
-        keep_best=train.keep_checkpoints,
-        resume_from=resume.folder if resume else None,
-        on_step=on_step,
-    )
-    try:
-        result = fit(spec, datasets, train, data.url("runs"), cfg.run_name)
-    except Exception:
-        tracker.finish("FAILED")
-        raise
-    finally:
-        scratch.cleanup()
+    optim = cfg.optim.over(job.recipe.pretrain_optim)  # the recipe's reference schedule, where the job sets none
+    spec = job.worker_spec(task, optim, [model], cfg.epochs, on_step)
+    with job.failing([tracker]):
+        result = job.fit(spec, datasets)
+    run_url = job.run_url
     best = best_folder(run_url, MODEL_NAME)
     state, entry = read_best(best)
     output = cfg.output or storage.join(run_url, "encoders")
     export_encoders(task, state, stats, output)
+    record_window_buffer(output, stream)  # the comparison table says if SSL windows could cover test areas
     tracker.log_folder(output, "encoders")
     tracker.log_text(stats.model_dump_json(indent=2), "normalisation.json")
     tracker.set_tags(

@@ -19,21 +19,47 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from soilnet.data.climate_cube import ClimateCube, open_climate_cube
 from soilnet.data.locations import COLUMNS
 from soilnet.data.normalisation import NormStats
-from soilnet.data.raster_cube import open_raster_cube
+from soilnet.data.raster_cube import RasterCube, open_raster_cube
 from soilnet.data.stream import SampleReader, build_dataset, epoch_table
 from soilnet.data.stream_config import StreamConfig
+from soilnet.data.workspace import DataConfig
 from soilnet.training.batches import CacheFeed, DatasetFeed, cache_rows
 
 log = logging.getLogger(__name__)
 
 Batch = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class CubeInputs:
+    """The raster and climate cubes of a job, opened once (metadata only) and handed to every reader."""
+
+    raster: RasterCube
+    climate: ClimateCube
+
+    @classmethod
+    def open(cls, data: DataConfig) -> CubeInputs:
+        """Open the configured raster and climate cubes."""
+        return cls(open_raster_cube(data.url("raster")), open_climate_cube(data.url("climate")))
+
+    @property
+    def bands(self) -> list[str]:
+        """The raster cube's band names, in cube order."""
+        return list(self.raster.band_names)
+
+    @property
+    def variables(self) -> list[str]:
+        """The climate cube's variables, in cube order."""
+        return list(self.climate.variables)
 
 
 def _columns(table: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -43,8 +69,8 @@ def _columns(table: pd.DataFrame) -> dict[str, np.ndarray]:
 class CubeSource:
     """Samples read from the raster and climate cubes every time (the streaming pipeline)."""
 
-    def __init__(self, raster_url: str, climate_url: str, cfg: StreamConfig) -> None:
-        self.raster_url, self.climate_url, self.cfg = raster_url, climate_url, cfg
+    def __init__(self, cubes: CubeInputs, cfg: StreamConfig) -> None:
+        self.cubes, self.cfg = cubes, cfg
         self._reader: SampleReader | None = None
 
     @property
@@ -52,8 +78,8 @@ class CubeSource:
         """The in-process reader of decoded samples (opened on first use)."""
         if self._reader is None:
             self._reader = SampleReader(
-                self.raster_url,
-                self.climate_url,
+                self.cubes.raster,
+                self.cubes.climate,
                 self.cfg.patch_px,
                 self.cfg.months,
                 output="decoded",
@@ -71,8 +97,9 @@ class CubeSource:
 
     def dataset(self, table: pd.DataFrame, epochs: Sequence[int], world_size: int, stats: NormStats) -> Any:
         """Normalised batches of `table` for `epochs`, padded for `world_size` workers."""
+        cubes = self.cubes
         return build_dataset(
-            table, self.raster_url, self.climate_url, self.cfg, epochs, world_size, output="normalised", stats=stats
+            table, cubes.raster, cubes.climate, self.cfg, epochs, world_size, output="normalised", stats=stats
         )
 
     def feed(
@@ -85,14 +112,14 @@ class CubeSource:
 class CachedSource:
     """Samples of a fixed location table read once (raw int16) and kept in the Ray object store."""
 
-    def __init__(self, raster_url: str, climate_url: str, cfg: StreamConfig, table: pd.DataFrame) -> None:
+    def __init__(self, cubes: CubeInputs, cfg: StreamConfig, table: pd.DataFrame) -> None:
         import ray
 
         self.cfg = cfg
-        raster = open_raster_cube(raster_url)
+        raster = cubes.raster
         reader = SampleReader(
-            raster_url,
-            climate_url,
+            raster,
+            cubes.climate,
             cfg.patch_px,
             cfg.months,
             output="raw",
@@ -130,3 +157,7 @@ class CachedSource:
         frame = epoch_table(table[list(COLUMNS)], order, epochs, world_size, None)
         rows = pd.DataFrame({"row": self._rows(frame), "epoch": frame["epoch"], "valid": frame["valid"]})
         return CacheFeed(self.ref, rows, stats, self.cfg.mask_channel, self.cfg.batch_size), {}
+
+
+#: Where a job's training samples come from.
+SampleSource = CubeSource | CachedSource

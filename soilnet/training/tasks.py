@@ -1,13 +1,14 @@
 """What a training worker optimises: supervised regression or a self-supervised objective.
 
-A task builds its module, splits its parameters into groups with their learning rates and
-computes the loss of one batch (padding rows, ``valid = 0``, weigh nothing).
+A task (`Task`) builds its module, splits its parameters into groups with their learning rates,
+computes the loss of one batch (padding rows, ``valid = 0``, weigh nothing), names the metric that
+picks the best epoch (``score``) and runs its hook after each optimiser step (EMA teachers).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,25 @@ log = logging.getLogger(__name__)
 
 IMAGE_ENCODER_FILE = "image_encoder.safetensors"
 CLIMATE_ENCODER_FILE = "climate_encoder.safetensors"
+
+
+class Task(Protocol):
+    """What the worker loop (`soilnet.training.loop`) asks of a task."""
+
+    #: The epoch metric that picks the best epochs and drives early stopping (lower is better).
+    score: str
+
+    def build(self) -> nn.Module:
+        """A freshly initialised module (on the CPU)."""
+
+    def param_groups(self, module: nn.Module, optim: OptimConfig) -> list[dict]:
+        """The optimiser's parameter groups of `module`, with their learning rates."""
+
+    def loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss of one batch and the monitors to log with it."""
+
+    def after_step(self, module: nn.Module, step: int, total_steps: int) -> None:
+        """Runs after each optimiser step of `module` (the unwrapped module)."""
 
 
 def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -111,6 +131,9 @@ class RegressionTask:
         loss = weighted_mean(self.per_sample(out, batch["target"]), batch["valid"])
         return loss, {}
 
+    def after_step(self, module: nn.Module, step: int, total_steps: int) -> None:
+        """Nothing: a supervised model has no per-step state besides its optimiser."""
+
 
 class SSLTask:
     """Self-supervised pretraining with the recipe's SSL objective; logs its collapse monitor."""
@@ -137,3 +160,7 @@ class SSLTask:
         monitors = out.metrics()
         monitors.pop("loss")
         return out.loss, monitors
+
+    def after_step(self, module: SSLObjective, step: int, total_steps: int) -> None:
+        """The objective's step hook (DINO's EMA teacher and its momentum schedule)."""
+        module.after_step(step, total_steps)
