@@ -21,6 +21,7 @@ import torch
 
 from soilnet.data.normalisation import NormStats, normalise_batch
 from soilnet.data.stream import torch_collate
+from soilnet.training.device_cache import CacheDevice, DeviceCache
 
 Batch = dict[str, Any]
 
@@ -68,13 +69,23 @@ class CacheFeed:
     ``rows`` holds, per row of the epoch table (`soilnet.data.stream.epoch_table`), the cache
     row, its epoch and its ``valid`` weight; each epoch's length is a multiple of
     ``world_size x batch_size``, and worker ``r`` takes the ``r``-th contiguous slice of it.
+    With ``device="cuda"`` (``train.cache_device``) the cache moves to the worker's GPU once and
+    batches are cut and normalised there (`soilnet.training.device_cache`).
     """
 
     def __init__(
-        self, cache: Any, rows: pd.DataFrame, stats: NormStats, mask_channel: bool, batch_size: int, prefetch: int = 2
+        self,
+        cache: Any,
+        rows: pd.DataFrame,
+        stats: NormStats,
+        mask_channel: bool,
+        batch_size: int,
+        prefetch: int = 2,
+        device: CacheDevice = "cpu",
     ) -> None:
         self.cache, self.stats, self.mask_channel = cache, stats, mask_channel
-        self.batch_size, self.prefetch = batch_size, prefetch
+        self.batch_size, self.prefetch, self.device = batch_size, prefetch, device
+        self.on_device: DeviceCache | None = None
         self.rows = {int(e): part[["row", "valid"]].to_numpy() for e, part in rows.groupby("epoch", sort=True)}
 
     def epoch(self, epoch: int, steps: int) -> Iterator[Batch]:
@@ -92,7 +103,13 @@ class CacheFeed:
         share = len(table) // world
         mine = table[rank * share : (rank + 1) * share]
         starts = [(i * self.batch_size) % max(len(mine), 1) for i in range(steps)]
-        return _prefetched((self._batch(mine[s : s + self.batch_size]) for s in starts), self.prefetch)
+        parts = (mine[s : s + self.batch_size] for s in starts)
+        if self.device != "cpu":
+            if self.on_device is None:
+                self.on_device = DeviceCache(self.cache, self.stats, self.mask_channel, self.device)
+            cache = self.on_device
+            return (cache.batch(part[:, 0].astype(np.int64), part[:, 1]) for part in parts)
+        return _prefetched((self._batch(part) for part in parts), self.prefetch)
 
     def _batch(self, part: np.ndarray) -> Batch:
         sample = cache_rows(self.cache, part[:, 0].astype(np.int64))

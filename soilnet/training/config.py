@@ -38,6 +38,12 @@ class TrainConfig(StrictModel):
         description="stream: read every epoch's windows from the cubes (large tables); cache: read each "
         "location once into the object store and cut the epochs from memory (small labelled sets, laptop).",
     )
+    cache_device: Literal["cpu", "cuda"] = Field(
+        "cpu",
+        description="Where each worker keeps the labelled-sample cache (data_source: cache): cpu (host memory, "
+        "batches normalised by NumPy) or cuda (copied to the worker's GPU once; batches gathered, decoded and "
+        "normalised there; needs use_gpu and fails clearly when the worker has no free GPU).",
+    )
     threads_per_worker: int | None = Field(
         None,
         ge=1,
@@ -45,6 +51,15 @@ class TrainConfig(StrictModel):
         "Fixed by the config, not the node, so a run repeats to the bit.",
     )
     seed: int = Field(0, ge=0, description="Seed of model initialisation.")
+
+    @model_validator(mode="after")
+    def _device_cache_needs_gpus(self) -> TrainConfig:
+        if self.cache_device == "cuda" and (self.data_source != "cache" or not self.use_gpu):
+            raise ValueError(
+                "train.cache_device=cuda keeps the sample cache on the workers' GPUs: it needs "
+                f"train.data_source=cache (is {self.data_source!r}) and train.use_gpu=true (is {self.use_gpu})"
+            )
+        return self
 
 
 def _stream(shuffle: Literal["global", "shard"], n_unlabelled: int) -> StreamConfig:
