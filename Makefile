@@ -29,6 +29,7 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check soilnet jobs tests benchmarks
 	$(VENV)/bin/ruff format --check soilnet jobs tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 format: install
 	$(VENV)/bin/ruff check --fix soilnet jobs tests benchmarks

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from soilnet.cli.common import SectionConfigOpt, SetOpt, configure_section, console, results, run_guarded
-from soilnet.data.earth_engine.config import Product
+from soilnet.data.earth_engine.products import Product
 
 if TYPE_CHECKING:
     from soilnet.data.climate_cube import ClimateLayout

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import torch
 import typer
 from rich.table import Table
 
 from soilnet.cli.common import results, run_guarded
-from soilnet.models.factory import count_parameters
-from soilnet.recipes.recipe import RecipeConfig, load_recipe
-from soilnet.ssl.factory import build_objective
+
+if TYPE_CHECKING:
+    from soilnet.recipes.recipe import RecipeConfig
 
 app = typer.Typer(
     name="models",
@@ -36,6 +35,11 @@ def without_pretrained(recipe: RecipeConfig) -> RecipeConfig:
 
 def parameter_table(recipe: RecipeConfig) -> Table:
     """Parameter counts of the recipe's model parts and SSL objective, built without weights."""
+    import torch
+
+    from soilnet.models.factory import count_parameters
+    from soilnet.ssl.factory import build_objective
+
     shapes = recipe.data
     unloaded = without_pretrained(recipe)
     table = Table(
@@ -62,4 +66,6 @@ def describe(
     recipe: Annotated[str, typer.Argument(help="Recipe YAML: local path or s3:// URL (see jobs/configs/recipes/).")],
 ) -> None:
     """Validate a recipe and print its data shapes and parameter counts per part."""
+    from soilnet.recipes.recipe import load_recipe
+
     run_guarded(lambda: results.print(parameter_table(load_recipe(recipe))))

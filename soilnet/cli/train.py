@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 
 from soilnet.cli.common import ConfigOpt, SetOpt, configure, results, run_guarded
-from soilnet.config import dump_config
 
 app = typer.Typer(no_args_is_help=True, help="Pretrain, fine-tune, evaluate and promote models (Ray Train, MLflow).")
 
@@ -34,6 +33,7 @@ def pretrain(config: ConfigOpt = None, set_: SetOpt = None, resume_from: ResumeO
 @app.command("finetune")
 def finetune(config: ConfigOpt = None, set_: SetOpt = None, resume_from: ResumeOpt = None) -> None:
     """Fine-tune one model per spatial fold (section `finetune`); writes the bundle, prints CV metrics."""
+    from soilnet.config import dump_config
     from soilnet.evaluation.metrics import format_comparison
     from soilnet.training.finetune import run_cross_validation
 
@@ -51,6 +51,7 @@ def finetune(config: ConfigOpt = None, set_: SetOpt = None, resume_from: ResumeO
 @app.command("evaluate")
 def evaluate(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Cross-validate the recipe and the tree baselines on the same spatial folds; print the comparison."""
+    from soilnet.config import dump_config
     from soilnet.tracking.runs import RunTracker
     from soilnet.training.evaluate import compare_with_baselines
     from soilnet.training.finetune import run_cross_validation

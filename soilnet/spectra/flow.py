@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from soilnet import storage
-from soilnet.config import SoilnetConfig
 from soilnet.data.points import read_points
 from soilnet.spectra.conversion import run_conversion
 from soilnet.spectra.demo import generate_demo_spectra
@@ -24,6 +24,9 @@ from soilnet.spectra.fitting import start_run
 from soilnet.spectra.ingest import IngestReport, ingest_table, read_table
 from soilnet.spectra.library import join_points, read_spectra, write_spectra
 from soilnet.spectra.pretrain import run_vae_pretraining
+
+if TYPE_CHECKING:
+    from soilnet.config import SoilnetConfig  # the root config imports the spectra section: annotations only
 
 log = logging.getLogger(__name__)
 

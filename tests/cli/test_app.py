@@ -1,5 +1,7 @@
 """The soilnet CLI: demo-data, validate, config, and clear errors with exit status 2."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -36,3 +38,30 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
 def test_config_shows_effective_yaml() -> None:
     result = runner.invoke(app, ["config", "--set", "demo.seed=11"])
     assert result.exit_code == 0 and "seed: 11" in result.output
+
+
+#: Libraries that take seconds to import: no command's --help may need them (they load inside the commands).
+HEAVY = ("torch", "ray", "mlflow", "sklearn", "ee", "rasterio", "zarr", "xarray", "pandas", "numpy", "pyproj", "yaml")
+
+HELP_TREE = """
+import sys
+import typer
+import typer.main
+from soilnet.cli.app import app
+
+def walk(command):
+    command.get_help(typer.Context(command))
+    for sub in getattr(command, "commands", {}).values():
+        walk(sub)
+
+walk(typer.main.get_command(app))
+print("heavy:", *(m for m in HEAVY if m in sys.modules))
+"""
+
+
+def test_help_of_every_command_imports_no_heavy_library() -> None:
+    code = HELP_TREE.replace("HEAVY", repr(HEAVY))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert "Usage" in done.stdout
+    assert done.stdout.splitlines()[-1].split() == ["heavy:"]
+    assert "Usage" in runner.invoke(app, ["map", "run", "--help"]).output

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 import ee
 
 from soilnet.data.earth_engine import landsat, terraclimate, worldcover
-from soilnet.data.earth_engine.config import AcquireConfig, Product
+from soilnet.data.earth_engine.config import AcquireConfig
 from soilnet.data.earth_engine.credentials import initialize_earth_engine
 from soilnet.data.earth_engine.exports import FLOAT_NODATA, Destination, ExportRequest, build_requests
 from soilnet.data.earth_engine.manifest import Manifest, TileRecord
+from soilnet.data.earth_engine.products import Product
 from soilnet.data.earth_engine.tasks import EarthEngineTaskService, RetryPolicy, RunSummary, TaskRunner, TaskService
 from soilnet.data.grid import Grid
 from soilnet.data.region import Region, Tile, load_region, region_grid, region_tiles

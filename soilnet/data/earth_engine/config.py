@@ -6,13 +6,9 @@ import datetime as dt
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
-from pyproj import CRS
-from pyproj.exceptions import CRSError
 
 from soilnet.configbase import StrictModel
-
-Product = Literal["landsat", "climate", "landcover"]
-PRODUCTS: tuple[Product, ...] = ("landsat", "climate", "landcover")
+from soilnet.data.earth_engine.products import PRODUCTS, Product
 
 #: TerraClimate's native pixel size in degrees (1/24 degree, about 4.6 km).
 TERRACLIMATE_RES_DEG = 1.0 / 24.0
@@ -20,6 +16,9 @@ TERRACLIMATE_RES_DEG = 1.0 / 24.0
 
 def _epsg_of(value: str, field: str) -> int:
     """The EPSG code of an ``EPSG:NNNN`` string; a clear error names the field otherwise."""
+    from pyproj import CRS  # here, not at import: the CLI reads this module for its options
+    from pyproj.exceptions import CRSError
+
     try:
         crs = CRS.from_user_input(value)
     except CRSError as exc:
@@ -110,6 +109,8 @@ class AcquireConfig(StrictModel):
     @field_validator("crs")
     @classmethod
     def _projected_metres(cls, value: str) -> str:
+        from pyproj import CRS
+
         code = _epsg_of(value, "crs")
         crs = CRS.from_epsg(code)
         if not crs.is_projected or crs.axis_info[0].unit_name not in ("metre", "meter"):

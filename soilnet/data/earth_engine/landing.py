@@ -34,7 +34,7 @@ from soilnet.data.climate_cube import (
 )
 from soilnet.data.earth_engine import terraclimate, worldcover
 from soilnet.data.earth_engine.acquire import cube_grids, period_of
-from soilnet.data.earth_engine.config import AcquireConfig, Product
+from soilnet.data.earth_engine.config import AcquireConfig
 from soilnet.data.earth_engine.exports import FLOAT_NODATA
 from soilnet.data.earth_engine.landed_files import (
     LandedTileError,
@@ -48,6 +48,7 @@ from soilnet.data.earth_engine.landed_files import (
     source_url,
 )
 from soilnet.data.earth_engine.manifest import Manifest, TileRecord
+from soilnet.data.earth_engine.products import Product
 from soilnet.data.grid import Grid
 from soilnet.data.ingest.resume import IngestProgress, half_created
 from soilnet.data.raster_cube import (

@@ -21,11 +21,12 @@ from soilnet.data.bands import BAND_NAMES, BANDS
 from soilnet.data.climate_cube import ClimateLayout, open_climate_cube
 from soilnet.data.earth_engine import terraclimate, worldcover
 from soilnet.data.earth_engine.acquire import destination_of, period_of
-from soilnet.data.earth_engine.config import AcquireConfig, Product
+from soilnet.data.earth_engine.config import AcquireConfig
 from soilnet.data.earth_engine.exports import FLOAT_NODATA, tile_key, tile_pixel_grid
 from soilnet.data.earth_engine.landed_files import LandedTileError, source_url
 from soilnet.data.earth_engine.landing import ingest_landed
 from soilnet.data.earth_engine.manifest import Manifest
+from soilnet.data.earth_engine.products import Product
 from soilnet.data.grid import Grid
 from soilnet.data.raster_cube import RasterLayout, encode, open_raster_cube
 from soilnet.data.region import Tile
