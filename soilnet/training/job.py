@@ -70,7 +70,7 @@ def unlabelled_table(inputs: CubeInputs, stream: StreamConfig, exclude: pd.DataF
 def make_source(train: TrainConfig, inputs: CubeInputs, stream: StreamConfig, table: pd.DataFrame) -> SampleSource:
     """The configured sample source for the rows of `table`."""
     if train.data_source == "cache":
-        return CachedSource(inputs, stream, table)
+        return CachedSource(inputs, stream, table, train.cache_device)
     return CubeSource(inputs, stream)
 
 

@@ -33,6 +33,7 @@ from soilnet.data.stream import SampleReader, build_dataset, epoch_table
 from soilnet.data.stream_config import StreamConfig
 from soilnet.data.workspace import DataConfig
 from soilnet.training.batches import CacheFeed, DatasetFeed, cache_rows
+from soilnet.training.device_cache import CacheDevice
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +111,15 @@ class CubeSource:
 
 
 class CachedSource:
-    """Samples of a fixed location table read once (raw int16) and kept in the Ray object store."""
+    """Samples of a fixed location table read once (raw int16) and kept in the Ray object store.
 
-    def __init__(self, cubes: CubeInputs, cfg: StreamConfig, table: pd.DataFrame) -> None:
+    ``device`` (``train.cache_device``) is where each worker keeps its copy: host memory or its GPU.
+    """
+
+    def __init__(self, cubes: CubeInputs, cfg: StreamConfig, table: pd.DataFrame, device: CacheDevice = "cpu") -> None:
         import ray
 
-        self.cfg = cfg
+        self.cfg, self.device = cfg, device
         raster = cubes.raster
         reader = SampleReader(
             raster,
@@ -156,7 +160,7 @@ class CachedSource:
         order = self.cfg.model_copy(update={"shuffle": "global"}) if self.cfg.shuffle == "shard" else self.cfg
         frame = epoch_table(table[list(COLUMNS)], order, epochs, world_size, None)
         rows = pd.DataFrame({"row": self._rows(frame), "epoch": frame["epoch"], "valid": frame["valid"]})
-        return CacheFeed(self.ref, rows, stats, self.cfg.mask_channel, self.cfg.batch_size), {}
+        return CacheFeed(self.ref, rows, stats, self.cfg.mask_channel, self.cfg.batch_size, device=self.device), {}
 
 
 #: Where a job's training samples come from.
