@@ -24,6 +24,7 @@ from soilnet.data.climate_cube import ClimateCube, open_climate_cube
 from soilnet.data.raster_cube import RasterCube, open_raster_cube
 from soilnet.data.region import Region, load_region, touched_tile_mask
 from soilnet.data.zarr_group import mark_complete
+from soilnet.logs import quiet_ray_data
 from soilnet.mapping.changes import (
     InputDigests,
     SelectionSpec,
@@ -176,6 +177,7 @@ def _run_ray(spec: MapJobSpec, rows: list[Row]) -> list[str]:
 
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS", "local"))
+    quiet_ray_data()  # the "map tiles" bar is the stage's progress
     cfg = spec.cfg
     gpus = cfg.gpus_per_predictor
     if gpus is None:

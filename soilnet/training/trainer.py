@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from soilnet import storage
+from soilnet.logs import quiet_ray_data
 from soilnet.training.config import TrainConfig
 from soilnet.training.loop import WorkerSpec, train_worker
 
@@ -23,9 +24,7 @@ def ensure_ray() -> None:
         return
     address = os.environ.get("RAY_ADDRESS")
     ray.init(address=address or "local", configure_logging=False, log_to_driver=False)
-    from ray.data import DataContext
-
-    DataContext.get_current().enable_progress_bars = os.environ.get("SOILNET_PROGRESS", "1") != "0"
+    quiet_ray_data()
 
 
 def check_resources(cfg: TrainConfig) -> None:
