@@ -26,6 +26,7 @@ from soilnet.training.config import EvaluateConfig
 from soilnet.training.finetune import CrossValidation
 from soilnet.training.samples import SampleSource
 from soilnet.training.tasks import IMAGE_ENCODER_FILE
+from soilnet.training.window_buffer import ssl_overlap_note
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +38,6 @@ class Comparison:
     per_fold: pd.DataFrame
     summary: pd.DataFrame
     table: str
-
-
-def _fill_nan(values: np.ndarray) -> np.ndarray:
-    """Column medians in place of NaN (clouded centre pixels, missing months)."""
-    flat = values.reshape(values.shape[0], -1).astype(np.float64)
-    median = np.nan_to_num(np.nanmedian(np.where(np.isfinite(flat), flat, np.nan), axis=0))
-    return np.where(np.isfinite(flat), flat, median).reshape(values.shape)
 
 
 @torch.no_grad()
@@ -77,14 +71,15 @@ def compare_with_baselines(
     samples = source.read(cv.table)
     targets = cv.table["target"].to_numpy(dtype=np.float64)
     folds = cv.table["fold"].to_numpy()
-    results = evaluate_baselines(
-        _fill_nan(centre_pixels(samples["image"])), _fill_nan(samples["climate"]), targets, folds, cfg.baselines
-    )
+    # clouded centre pixels and missing months stay NaN: each fold imputes them from its training rows only
+    results = evaluate_baselines(centre_pixels(samples["image"]), samples["climate"], targets, folds, cfg.baselines)
     if cfg.ssl_features and encoders:
         results.append(evaluate_feature_forest(frozen_features(cv, source, encoders), targets, folds, cfg.baselines))
     per_fold = pd.concat([cv.per_fold, *(r.per_fold for r in results)], ignore_index=True)
     summary = summarise_folds(per_fold)
     table = format_comparison(summary, cfg.digits)
+    note = ssl_overlap_note(encoders) if encoders else None
+    table = f"{table}\n{note}" if note else table
     tracker.log_text(table, "comparison.txt")
     tracker.log_text(per_fold.to_csv(index=False), "comparison_per_fold.csv")
     for row in summary.itertuples(index=False):
