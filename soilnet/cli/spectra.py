@@ -10,6 +10,7 @@ from soilnet.cli.common import ConfigOpt, SetOpt, configure, facts_table, result
 
 if TYPE_CHECKING:
     from soilnet.config import SoilnetConfig
+    from soilnet.spectra.flow import SpectraJob
 
 app = typer.Typer(
     name="spectra",
@@ -25,11 +26,18 @@ PrefixOpt = Annotated[str | None, typer.Option("--prefix", help="Spectral column
 IdOpt = Annotated[str, typer.Option("--id-column", help="Sample id column.")]
 
 
+def _job(cfg: SoilnetConfig) -> SpectraJob:
+    """The sections a spectral job reads."""
+    from soilnet.spectra.flow import SpectraJob
+
+    return SpectraJob(cfg.data, cfg.train, cfg.tracking, cfg.spectra)
+
+
 def _library(cfg: SoilnetConfig, given: str | None) -> str:
     """The library URL, confined to the workspace roots."""
     from soilnet.spectra.flow import library_url
 
-    return cfg.data.writable(given or library_url(cfg), "spectra.library")
+    return cfg.data.writable(given or library_url(_job(cfg)), "spectra.library")
 
 
 @app.command("ingest")
@@ -150,7 +158,7 @@ def evaluate(
             converter=converter,
             group=group,
         )
-        result = run_evaluate(inputs, cfg)
+        result = run_evaluate(inputs, _job(cfg))
         results.print(f"VAE {result.vae}; converter {result.converter or '-'}; MLflow run {result.run_id}")
         results.print(result.comparison.table, highlight=False, markup=False)
 

@@ -114,9 +114,10 @@ class VAEConfig(StrictModel):
     repeat_weight: float = Field(
         1.0, ge=0, description="Weight of the latent distance between two scan repeats of one sample."
     )
-    epochs: int = Field(30, ge=1, description="Passes over the unlabelled spectra.")
+    epochs: int = Field(30, ge=1, description="Epochs of pretraining.")
+    steps_per_epoch: int | None = Field(None, ge=1, description="Batches per worker per epoch; None: one pass.")
     batch_size: int = Field(64, ge=2, description="Spectra per worker batch.")
-    optim: OptimConfig = Field(default_factory=lambda: OptimConfig(lr=2e-3), description="Optimiser and schedule.")
+    optim: OptimConfig = Field(default_factory=lambda: OptimConfig(lr=5e-3), description="Optimiser and schedule.")
     holdout_fraction: float = Field(
         0.1, gt=0, lt=0.5, description="Samples held out (by id) to report reconstruction error per region."
     )
@@ -134,9 +135,10 @@ class ConversionConfig(StrictModel):
     """NIR->MIR conversion: a NIR encoder trained into the frozen MIR decoder on paired spectra."""
 
     latent_weight: float = Field(1.0, ge=0, description="Weight of the distance to the MIR encoder's latent mean.")
-    epochs: int = Field(40, ge=1, description="Passes over the paired spectra.")
+    epochs: int = Field(40, ge=1, description="Epochs of conversion training.")
+    steps_per_epoch: int | None = Field(None, ge=1, description="Batches per worker per epoch; None: one pass.")
     batch_size: int = Field(32, ge=2, description="Pairs per worker batch.")
-    optim: OptimConfig = Field(default_factory=lambda: OptimConfig(lr=2e-3), description="Optimiser and schedule.")
+    optim: OptimConfig = Field(default_factory=lambda: OptimConfig(lr=5e-3), description="Optimiser and schedule.")
     holdout_fraction: float = Field(0.2, gt=0, lt=0.5, description="Pairs held out to report the conversion error.")
     run_name: str = Field("spectra-convert", min_length=1, description="Run name under <runs>.")
 

@@ -88,6 +88,7 @@ def run_conversion(
         task,
         arrays,
         cfg.conversion.epochs,
+        cfg.conversion.steps_per_epoch,
         cfg.conversion.batch_size,
         cfg.conversion.optim,
         train,

@@ -36,11 +36,6 @@ def no_stats(n_rows: int) -> NormStats:
     )
 
 
-def steps_per_epoch(n_samples: int, workers: int, batch_size: int) -> int:
-    """Batches per worker for one pass over the samples."""
-    return max(1, -(-n_samples // (workers * batch_size)))
-
-
 class SpectraFeed:
     """Each worker's batches of spectra with a positive view per sample (see the module docstring)."""
 

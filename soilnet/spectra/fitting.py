@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from soilnet import storage
-from soilnet.spectra.feed import SpectraFeed, no_stats, steps_per_epoch
+from soilnet.data.sampling import steps_per_epoch
+from soilnet.spectra.feed import SpectraFeed, no_stats
 from soilnet.tracking.config import TrackingConfig
 from soilnet.tracking.runs import RunTracker
 from soilnet.training.best import best_folder, read_best
@@ -35,6 +36,7 @@ def fit_spectral_task(
     task: Any,
     arrays: dict[str, np.ndarray],
     epochs: int,
+    steps: int | None,
     batch_size: int,
     optim: OptimConfig,
     train: TrainConfig,
@@ -44,6 +46,8 @@ def fit_spectral_task(
     job: dict[str, Any],
 ) -> tuple[dict, dict[str, Any]]:
     """Train `task` on `arrays` (``views`` (N, R, L), ``counts`` (N,), per-sample extras) with Ray Train.
+
+    ``steps`` batches per worker and epoch (None: one pass over the samples).
 
     Returns the state dict of the best epoch (lowest training loss) and its index entry.
     """
@@ -56,7 +60,7 @@ def fit_spectral_task(
         name=run_name,
         feed=SpectraFeed(ray.put(arrays), batch_size, train.seed),
         stats=no_stats(n_samples),
-        steps_per_epoch=steps_per_epoch(n_samples, train.num_workers, batch_size),
+        steps_per_epoch=steps or steps_per_epoch(n_samples, train.num_workers, batch_size),
         seed=train.seed,
         tracker=tracker,
         job={**job, "tracking_uri": tracker.uri, "mlflow_run_id": tracker.run_id},

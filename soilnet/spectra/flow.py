@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from soilnet import storage
 from soilnet.data.points import read_points
+from soilnet.data.workspace import DataConfig
+from soilnet.spectra.config import SpectraConfig
 from soilnet.spectra.conversion import run_conversion
 from soilnet.spectra.demo import generate_demo_spectra
 from soilnet.spectra.evaluate import Samples, SpectraComparison, evaluate_spectra, read_samples
@@ -24,16 +25,30 @@ from soilnet.spectra.fitting import start_run
 from soilnet.spectra.ingest import IngestReport, ingest_table, read_table
 from soilnet.spectra.library import join_points, read_spectra, write_spectra
 from soilnet.spectra.pretrain import run_vae_pretraining
-
-if TYPE_CHECKING:
-    from soilnet.config import SoilnetConfig  # the root config imports the spectra section: annotations only
+from soilnet.tracking.config import TrackingConfig
+from soilnet.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 
-def library_url(cfg: SoilnetConfig) -> str:
+@dataclass(frozen=True)
+class SpectraJob:
+    """The config sections a spectral job reads (the root config's ``data``, ``train``, ``tracking``, ``spectra``)."""
+
+    data: DataConfig
+    train: TrainConfig
+    tracking: TrackingConfig
+    spectra: SpectraConfig
+
+    @property
+    def runs(self) -> str:
+        """Where runs and models go."""
+        return self.data.url("runs")
+
+
+def library_url(job: SpectraJob) -> str:
     """The configured spectral library, default ``<data.root>/spectra``."""
-    return cfg.spectra.library or storage.join(storage.resolve(cfg.data.root).url, "spectra")
+    return job.spectra.library or storage.join(storage.resolve(job.data.root).url, "spectra")
 
 
 @dataclass
@@ -59,47 +74,46 @@ class EvaluateResult:
     models_trained: list[str] = field(default_factory=list)
 
 
-def pretrain_missing(inputs: EvaluateInputs, cfg: SoilnetConfig) -> list[str]:
+def pretrain_missing(inputs: EvaluateInputs, job: SpectraJob) -> list[str]:
     """Pretrain the VAE (and converter) the inputs lack on their own spectra; returns what was trained."""
     trained: list[str] = []
     if inputs.vae is not None and (inputs.nir is None or inputs.converter is not None):
         return trained
-    runs = cfg.data.url("runs")
-    scratch = storage.join(runs, "spectra-evaluate-library")
+    scratch = storage.join(job.runs, "spectra-evaluate-library")
     write_spectra(inputs.mir.spectra, scratch, overwrite=True)
     if inputs.nir is not None:
         write_spectra(inputs.nir.spectra, scratch, overwrite=True)
     if inputs.vae is None:
-        inputs.vae = run_vae_pretraining(scratch, cfg.spectra, cfg.train, cfg.tracking, cfg.data.root, runs).url
+        inputs.vae = run_vae_pretraining(scratch, job.spectra, job.train, job.tracking, job.data.root, job.runs).url
         trained.append(inputs.vae)
     if inputs.nir is not None and inputs.converter is None:
         inputs.converter = run_conversion(
-            scratch, inputs.vae, cfg.spectra, cfg.train, cfg.tracking, cfg.data.root, runs
+            scratch, inputs.vae, job.spectra, job.train, job.tracking, job.data.root, job.runs
         ).url
         trained.append(inputs.converter)
     return trained
 
 
-def run_evaluate(inputs: EvaluateInputs, cfg: SoilnetConfig) -> EvaluateResult:
+def run_evaluate(inputs: EvaluateInputs, job: SpectraJob) -> EvaluateResult:
     """Evaluate every spectral model on the inputs; log the comparison to MLflow."""
-    trained = pretrain_missing(inputs, cfg)
+    trained = pretrain_missing(inputs, job)
     vae, vae_card = load_model(inputs.vae, "vae")
     converter = None
     if inputs.nir is not None:
         module, card = load_model(inputs.converter, "converter")
         converter = (module, card.source)
     comparison = evaluate_spectra(
-        inputs.mir, inputs.target, cfg.spectra, (vae, vae_card.source), inputs.group, inputs.nir, converter
+        inputs.mir, inputs.target, job.spectra, (vae, vae_card.source), inputs.group, inputs.nir, converter
     )
     params = {
         "target": inputs.target,
         "vae": inputs.vae,
         "converter": inputs.converter,
         "folds": comparison.fold_kind,
-        "downstream": cfg.spectra.downstream.model_dump(mode="json"),
-        "preprocessing": cfg.spectra.mir.model_dump(mode="json"),
+        "downstream": job.spectra.downstream.model_dump(mode="json"),
+        "preprocessing": job.spectra.mir.model_dump(mode="json"),
     }
-    tracker = start_run(cfg.tracking, cfg.data.root, "spectra-evaluate", "spectra-evaluate", params)
+    tracker = start_run(job.tracking, job.data.root, "spectra-evaluate", "spectra-evaluate", params)
     means = comparison.summary.assign(key=lambda s: s["model"] + "." + s["metric"])
     tracker.log_metrics(dict(zip(means["key"], means["mean"], strict=True)))
     tracker.log_text(comparison.table, "comparison.txt")
@@ -129,22 +143,21 @@ class SpectraDemoReport:
     timings_s: dict[str, float]
 
 
-def run_spectra_demo(cfg: SoilnetConfig) -> SpectraDemoReport:
+def run_spectra_demo(job: SpectraJob, seed: int) -> SpectraDemoReport:
     """Spectra for the demo points -> library -> VAE -> NIR->MIR converter -> comparison against PLSR on SOC."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    points, _ = read_points(cfg.data.url("points"))
-    root = storage.resolve(cfg.data.root).url
-    tables = generate_demo_spectra(points, root, seed=cfg.demo.seed, overwrite=True)
-    library = library_url(cfg)
+    points, _ = read_points(job.data.url("points"))
+    root = storage.resolve(job.data.root).url
+    tables = generate_demo_spectra(points, root, seed=seed, overwrite=True)
+    library = library_url(job)
     reports = [ingest_table(url, library, overwrite=True) for url in (tables.mir, tables.nir)]
     timings["spectra.data"] = time.perf_counter() - start
-    runs = cfg.data.url("runs")
     start = time.perf_counter()
-    vae = run_vae_pretraining(library, cfg.spectra, cfg.train, cfg.tracking, cfg.data.root, runs)
+    vae = run_vae_pretraining(library, job.spectra, job.train, job.tracking, job.data.root, job.runs)
     timings["spectra.vae"] = time.perf_counter() - start
     start = time.perf_counter()
-    conversion = run_conversion(library, vae.url, cfg.spectra, cfg.train, cfg.tracking, cfg.data.root, runs)
+    conversion = run_conversion(library, vae.url, job.spectra, job.train, job.tracking, job.data.root, job.runs)
     timings["spectra.conversion"] = time.perf_counter() - start
     start = time.perf_counter()
     inputs = EvaluateInputs(
@@ -154,7 +167,7 @@ def run_spectra_demo(cfg: SoilnetConfig) -> SpectraDemoReport:
         vae=vae.url,
         converter=conversion.url,
     )
-    result = run_evaluate(inputs, cfg)
+    result = run_evaluate(inputs, job)
     timings["spectra.evaluate"] = time.perf_counter() - start
     return SpectraDemoReport(
         reports, vae.table, conversion.table, result.comparison.table, result.comparison.line, timings

@@ -96,6 +96,7 @@ def run_vae_pretraining(
         task,
         {"views": views, "counts": counts},
         cfg.vae.epochs,
+        cfg.vae.steps_per_epoch,
         cfg.vae.batch_size,
         cfg.vae.optim,
         train,
