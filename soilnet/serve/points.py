@@ -7,6 +7,7 @@ a continental table of tens of thousands of points is never drawn one by one.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -55,8 +56,13 @@ class PointLayer:
 
 
 def _clean(value: Any) -> Any:
+    """A table cell as JSON: NaN and NaT as null, dates as YYYY-MM-DD."""
+    if value is None or value is pd.NaT:
+        return None
     if isinstance(value, float | np.floating):
         return None if math.isnan(value) else float(value)
+    if isinstance(value, dt.date):  # datetime and pandas Timestamp too: the sampling day
+        return value.isoformat()[:10]
     return value if isinstance(value, int | str) else str(value)
 
 
