@@ -103,10 +103,9 @@ def _to_wgs84(epsg: int) -> Transformer:
     return Transformer.from_crs(epsg, 4326, always_xy=True)
 
 
-def _footprint(grid: Grid) -> tuple[dict[str, Any], list[float]]:
-    """WGS84 polygon and bbox of a grid's outline (edges densified so they follow the projection)."""
+def _footprint(grid: Grid, n: int = 10) -> tuple[dict[str, Any], list[float]]:
+    """WGS84 polygon and bbox of a grid's outline (each edge cut in ``n`` so it follows the projection)."""
     west, south, east, north = grid.bounds
-    n = 10
     xs = [west + (east - west) * i / n for i in range(n)] + [east] * n
     xs += [east - (east - west) * i / n for i in range(n)] + [west] * n
     ys = [south] * n + [south + (north - south) * i / n for i in range(n)]
@@ -126,13 +125,14 @@ def build_item(
     model_link: str | None = None,
     preview_url: str | None = None,
     tiles_url: str | None = None,
+    densify: int = 10,
 ) -> pystac.Item:
     """A STAC item describing one published layer of a map (its date is the month the climate series end).
 
     A tiled layer's ``data`` asset is its VRT mosaic, with the ``overview`` COG beside it and the ``tiles``
     FeatureCollection of per-tile items (`write_tile_items`).
     """
-    geometry, bbox = _footprint(grid)
+    geometry, bbox = _footprint(grid, densify)
     when = dt.datetime.strptime(date, "%Y-%m").replace(tzinfo=dt.UTC)
     item = pystac.Item(
         id=f"{map_id}-{cog.layer}",
@@ -192,7 +192,8 @@ def write_tile_items(cog: CogInfo, grid: Grid, map_id: str, date: str, url: str)
         for i, tile in enumerate(cog.tiles):
             window = grid.window(tile.row0, tile.col0, tile.height, tile.width)
             one = CogInfo(cog.layer, tile.url, cog.dtype, cog.nodata, cog.scale)
-            item = build_item(one, window, f"{map_id}-{tile.name}", date).to_dict(include_self_link=False)
+            item = build_item(one, window, f"{map_id}-{tile.name}", date, densify=1)  # a tile: its 4 corners
+            item = item.to_dict(include_self_link=False)
             item["properties"]["soilnet:tile"] = tile.name
             validate_item(item)
             f.write((",\n" if i else "") + json.dumps(item))
