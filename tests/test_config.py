@@ -67,3 +67,13 @@ def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
     path.write_text("demo: !!python/object/apply:os.system ['true']\n")
     with pytest.raises(ConfigError):
         load_config(path)
+
+
+@pytest.mark.parametrize("key", ["model.bundle", "map.model.bundle"])
+def test_a_section_override_may_name_the_section_or_not(key):
+    from soilnet.config import load_section
+    from soilnet.mapping.config import MapConfig
+
+    path = Path(__file__).resolve().parents[1] / "jobs" / "configs" / "map.yaml"
+    cfg = load_section(path, "map", MapConfig, [f"{key}=other/bundle", "map.batch_size=7"])
+    assert (cfg.model.bundle, cfg.batch_size) == ("other/bundle", 7)
