@@ -36,8 +36,11 @@ results = Console(soft_wrap=True)
 #: covers a missing file, a full disk, a refused permission, CubeExistsError and refused connections.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
 
+#: A config file that replaces jobs/configs/demo.yaml as the default of every command.
+CONFIG_ENV = "SOILNET_CONFIG"
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML config (default: jobs/configs/demo.yaml).")
+    Path | None,
+    typer.Option("--config", "-c", help="YAML config (default: $SOILNET_CONFIG, else jobs/configs/demo.yaml)."),
 ]
 SectionConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="YAML config with the command's section (or a file of only it).")
@@ -53,7 +56,8 @@ def configure(config: Path | None, overrides: list[str] | None, extra: list[str]
     """Load the root config (file, then overrides) and set up logging from it."""
     from soilnet.config import DEFAULT_CONFIG, load_config
 
-    path = config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    default = Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else DEFAULT_CONFIG
+    path = config if config is not None else (default if default.exists() or default != DEFAULT_CONFIG else None)
     cfg = load_config(path, [*(overrides or []), *(extra or [])])
     setup_logging(cfg.log_level)
     return cfg
