@@ -19,7 +19,10 @@ from soilnet.data.earth_engine.products import Product
 
 if TYPE_CHECKING:
     from soilnet.data.climate_cube import ClimateLayout
+    from soilnet.data.earth_engine.acquire import ProductPlan
     from soilnet.data.earth_engine.config import AcquireConfig
+    from soilnet.data.earth_engine.landing import LandingReport
+    from soilnet.data.earth_engine.tasks import RunSummary
     from soilnet.data.raster_cube import RasterLayout
     from soilnet.data.workspace import DataConfig
 
@@ -51,7 +54,7 @@ def plan(config: SectionConfigOpt, set_: SetOpt = None) -> None:
     from soilnet.data.earth_engine.acquire import plan_products
     from soilnet.data.region import load_region
 
-    def body() -> list:
+    def body() -> list[ProductPlan]:
         cfg = load_acquire_config(config, set_)
         return plan_products(cfg, load_region(cfg.region))
 
@@ -76,7 +79,7 @@ def run(
     columns = (TextColumn("tiles"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     cfg = run_guarded(lambda: load_acquire_config(config, set_, log_level))
 
-    def body():
+    def body() -> RunSummary:
         with Progress(*columns, console=console) as bar:
             task = bar.add_task("tiles", total=None)
             return run_acquisition(cfg, progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -162,7 +165,7 @@ def ingest(
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 
-    def body():
+    def body() -> LandingReport:
         cfg = load_acquire_config(config, set_, log_level)
         data, raster_layout, climate_layout = load_cube_settings(config)
         records = tile_records(Manifest.load(cfg.manifest_url), cfg).values()

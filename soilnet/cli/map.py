@@ -119,7 +119,7 @@ def features(
     from soilnet.mapping.features import embed_region, feature_maps, write_feature_maps
     from soilnet.paths import confine_as_given
 
-    def body() -> None:
+    def body() -> list[str]:
         cfg = load_map_config(config, set_)
         embeddings, valid = embed_region(cfg)
         maps = feature_maps(embeddings, valid, clusters)
