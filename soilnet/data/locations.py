@@ -21,6 +21,7 @@ from scipy.spatial import cKDTree
 
 from soilnet.data.bands import EXCLUDED_LANDCOVER
 from soilnet.data.folds import FoldConfig, assign_folds
+from soilnet.data.points import is_spectral_label
 from soilnet.data.raster_cube import LANDCOVER_NODATA, RasterCube
 from soilnet.data.stream_config import StreamConfig
 from soilnet.progress import progress
@@ -28,12 +29,25 @@ from soilnet.progress import progress
 log = logging.getLogger(__name__)
 
 COLUMNS = ("id", "x", "y", "date", "target", "fold")
+#: Optional column: the loss weight of a labelled row (1 for lab values, less for labels predicted from spectra).
+WEIGHT = "weight"
 #: Candidates drawn per wanted location, so that masked or buffered draws can be replaced.
 OVERSAMPLE = 3
 
 
-def labelled_locations(points: pd.DataFrame, target: str, folds: FoldConfig) -> pd.DataFrame:
-    """The labelled location table of a points table, with spatial CV fold ids."""
+def location_columns(table: pd.DataFrame) -> list[str]:
+    """The columns that travel with a location table's rows: `COLUMNS`, and ``weight`` if present."""
+    return [*COLUMNS, *([WEIGHT] if WEIGHT in table.columns else [])]
+
+
+def labelled_locations(
+    points: pd.DataFrame, target: str, folds: FoldConfig, spectral_weight: float = 1.0
+) -> pd.DataFrame:
+    """The labelled location table of a points table, with spatial CV fold ids.
+
+    Rows whose label was predicted from spectra (`is_spectral_label`) get ``weight`` =
+    `spectral_weight`, lab values 1.
+    """
     if target not in points.columns:
         raise ValueError(f"points table has no target column {target!r} (columns: {list(points.columns)})")
     values = points[target].to_numpy(dtype=np.float64)
@@ -49,6 +63,7 @@ def labelled_locations(points: pd.DataFrame, target: str, folds: FoldConfig) -> 
             "date": pd.to_datetime(points["date"]).to_numpy(dtype="datetime64[ns]"),
             "target": values.astype(np.float32),
             "fold": fold.astype(np.int64),
+            WEIGHT: np.where(is_spectral_label(points["source"]), spectral_weight, 1.0).astype(np.float32),
         }
     )
 

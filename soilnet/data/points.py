@@ -4,7 +4,10 @@ Columns: ``id`` (string), ``lon`` / ``lat`` (WGS84 degrees), ``x`` / ``y`` (cube
 ``date`` (sampling date), ``depth_top_cm`` / ``depth_bottom_cm``, ``source`` (survey name),
 then target columns with units in their names (``soc_g_kg``, ``ph_h2o``, ``n_g_kg``,
 ``clay_pct``, ``ec_ms_m``, ``caco3_g_kg``, ...); a missing value is NaN. The CRS of x / y is
-stored in the file's metadata (``soilnet:epsg``).
+stored in the file's metadata (``soilnet:epsg``). A target value predicted from spectra rather than
+measured in a lab is marked in ``source`` (``<survey>+spectra:<model>``), its error (RMSE, the
+target's unit) in ``<target>_error`` (`soilnet.spectra.labels`); training weighs such rows below
+lab values (``finetune.spectral_label_weight``).
 """
 
 from __future__ import annotations
@@ -50,6 +53,13 @@ TARGET_COLUMNS: dict[str, str] = {
 }
 
 EPSG_KEY = b"soilnet:epsg"
+#: Marks, in ``source``, a target value predicted from spectra (``<survey>+spectra:<model>``).
+SPECTRAL_LABEL_MARK = "+spectra:"
+
+
+def is_spectral_label(source: pd.Series) -> np.ndarray:
+    """True for rows whose target values were predicted from spectra, not measured."""
+    return source.astype(str).str.contains(SPECTRAL_LABEL_MARK, regex=False).to_numpy()
 
 
 class PointsTableError(ValueError):

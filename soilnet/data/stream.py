@@ -28,7 +28,7 @@ from ray.data.collate_fn import NumpyBatchCollateFn
 
 from soilnet.data.climate_cube import ClimateCube, open_climate_cube
 from soilnet.data.climate_series import ClimateSeriesReader
-from soilnet.data.locations import COLUMNS
+from soilnet.data.locations import COLUMNS, WEIGHT, location_columns
 from soilnet.data.normalisation import NormStats, normalise_batch
 from soilnet.data.raster_cube import RasterCube, decode, open_raster_cube
 from soilnet.data.sampling import epoch_order, pad_order, shard_ids
@@ -102,12 +102,14 @@ def epoch_table(
     for epoch in epochs:
         order = epoch_order(len(locations), cfg.shuffle, cfg.seed, epoch, shards)
         padded, valid = pad_order(order, world_size * cfg.batch_size)
-        frame = locations.iloc[padded][list(COLUMNS)].reset_index(drop=True)
-        frames.append(frame.assign(epoch=np.int64(epoch), valid=valid))
+        frame = locations.iloc[padded][location_columns(locations)].reset_index(drop=True)
+        weight = frame.pop(WEIGHT).to_numpy(np.float32) if WEIGHT in frame.columns else np.float32(1.0)
+        frames.append(frame.assign(epoch=np.int64(epoch), valid=valid * weight))
     return pd.concat(frames, ignore_index=True)
 
 
 def _url(cube: RasterCube | ClimateCube | str) -> str:
+    """The URL of a cube given opened or as its URL (what a reader actor opens)."""
     return cube if isinstance(cube, str) else cube.url
 
 

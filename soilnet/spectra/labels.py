@@ -14,7 +14,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from soilnet.data.points import read_points, write_points
+from soilnet.data.points import SPECTRAL_LABEL_MARK, read_points, write_points
 from soilnet.evaluation.baselines import cross_validate
 from soilnet.spectra.config import SpectraConfig
 from soilnet.spectra.downstream import model_for
@@ -24,21 +24,14 @@ from soilnet.spectra.preprocess import preprocess_set
 
 log = logging.getLogger(__name__)
 
-#: Marks a spectrally predicted label in the points table's ``source`` column.
-SPECTRAL_MARK = "+spectra:"
 #: Suffix of the column holding a predicted label's error (RMSE, the target's unit).
 ERROR_SUFFIX = "_error"
 LABEL_MODELS = ("plsr", "ossl_cubist")
 
 
-def is_spectral_label(source: pd.Series) -> np.ndarray:
-    """True for rows whose label was predicted from spectra."""
-    return source.astype(str).str.contains(SPECTRAL_MARK, regex=False).to_numpy()
-
-
 def spectral_source(survey: str, model: str) -> str:
     """The ``source`` of a predicted label: the survey, the mark and the model."""
-    return f"{survey}{SPECTRAL_MARK}{model}"
+    return f"{survey}{SPECTRAL_LABEL_MARK}{model}"
 
 
 def model_inputs(samples: Samples, ids: np.ndarray, model: str, cfg: SpectraConfig) -> np.ndarray:
@@ -87,5 +80,5 @@ def label_points(points_url: str, samples: Samples, target: str, model: str, cfg
         "lab values kept": int(np.isfinite(lab).sum()),
         f"error ({kind} {cfg.downstream.k}-fold RMSE)": f"{error:.4g}",
         "error column": error_column,
-        "source mark": f"<survey>{SPECTRAL_MARK}{model}",
+        "source mark": f"<survey>{SPECTRAL_LABEL_MARK}{model}",
     }

@@ -91,6 +91,12 @@ class FinetuneConfig(StrictModel):
 
     recipe: str = Field("jobs/configs/recipes/soilnet.yaml", description="Recipe YAML (path or URL).")
     target: str = Field("soc_g_kg", min_length=1, description="Target column of the points table.")
+    spectral_label_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Loss weight of labels predicted from spectra (source '<survey>+spectra:<model>'); lab values 1.",
+    )
     pretrained: str | None = Field(
         None, description="URL of pretrained encoders (output of pretrain); None: train from scratch."
     )

@@ -142,7 +142,7 @@ def run_cross_validation(
     """Train one model per spatial fold in one worker group, score the test folds, write the bundle, track it all."""
     job = TrainingJob.prepare(data, train, tracking, cfg.run_name, cfg.recipe, cfg.stream, resume_from)
     task = RegressionTask(job.recipe, cfg.loss, cfg.huber_delta, cfg.pretrained, cfg.freeze_backbone)
-    labelled = labelled_table(data, cfg.target, cfg.folds)
+    labelled = labelled_table(data, cfg.target, cfg.folds, cfg.spectral_label_weight)
     folds = cfg.only_folds or sorted(labelled["fold"].unique().tolist())
     base_stats = shared_input_stats(job, cfg, labelled)
     source = job.source(labelled)

@@ -52,10 +52,10 @@ def fit_recipe(recipe_url: str, inputs: CubeInputs, stream: StreamConfig) -> tup
     return RecipeConfig.model_validate(recipe.model_dump()), stream
 
 
-def labelled_table(data: DataConfig, target: str, folds: FoldConfig) -> pd.DataFrame:
-    """The labelled locations of the points table with their spatial fold ids."""
+def labelled_table(data: DataConfig, target: str, folds: FoldConfig, spectral_weight: float = 1.0) -> pd.DataFrame:
+    """The labelled locations of the points table with their spatial fold ids (and loss weights)."""
     points, _ = read_points(data.url("points"), targets=[target])
-    return labelled_locations(points, target, folds)
+    return labelled_locations(points, target, folds, spectral_weight)
 
 
 def unlabelled_table(inputs: CubeInputs, stream: StreamConfig, exclude: pd.DataFrame) -> pd.DataFrame:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from soilnet.data.climate_cube import ClimateCube, open_climate_cube
-from soilnet.data.locations import COLUMNS
+from soilnet.data.locations import location_columns
 from soilnet.data.normalisation import NormStats
 from soilnet.data.raster_cube import RasterCube, open_raster_cube
 from soilnet.data.stream import SampleReader, build_dataset, epoch_table
@@ -158,7 +158,7 @@ class CachedSource:
         self._rows(table)
         # Cached rows cost nothing to gather: a shard-grouped order buys nothing, shuffle globally.
         order = self.cfg.model_copy(update={"shuffle": "global"}) if self.cfg.shuffle == "shard" else self.cfg
-        frame = epoch_table(table[list(COLUMNS)], order, epochs, world_size, None)
+        frame = epoch_table(table[location_columns(table)], order, epochs, world_size, None)
         rows = pd.DataFrame({"row": self._rows(frame), "epoch": frame["epoch"], "valid": frame["valid"]})
         return CacheFeed(self.ref, rows, stats, self.cfg.mask_channel, self.cfg.batch_size, device=self.device), {}
 
