@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -55,8 +56,7 @@ def composite_year(raster: RasterCube) -> int | None:
 
 def period_url(cube_url: str, period: str) -> str:
     """Where the cube of a new period is ingested: beside the current cube."""
-    base = cube_url.rstrip("/").removesuffix(".zarr")
-    base = base.rsplit("-", 1)[0] if base.rsplit("-", 1)[-1][:4].isdigit() else base
+    base = re.sub(r"-\d{4}(-\d{2})?$", "", cube_url.rstrip("/").removesuffix(".zarr"))
     return f"{base}-{period}.zarr"
 
 
