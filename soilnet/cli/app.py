@@ -149,6 +149,7 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None, data_only: DataOnlyOpt =
         for cog in m.outputs.cogs:
             results.print(f"COG: {cog.url}")
         results.print(f"preview: {m.outputs.preview}")
+        results.print(full.spectra.comparison, markup=False, highlight=False)
         results.print(facts_table("timings", {}, full.timings_s))
         results.print(f"open the runs in MLflow: [bold]{full.ui_command}[/]")
 

@@ -1,4 +1,4 @@
-"""The whole demo: region -> SSL pretraining -> fine-tuning with spatial CV -> baselines -> registry.
+"""The whole demo: region -> SSL pretraining -> fine-tuning with spatial CV -> baselines -> registry -> map -> spectra.
 
 `run_full_demo` is what ``soilnet demo`` / ``make demo`` run. It needs the root config's
 ``train``, ``pretrain``, ``finetune``, ``evaluate`` and ``tracking`` sections.
@@ -14,6 +14,7 @@ from soilnet import storage
 from soilnet.config import SoilnetConfig, dump_config
 from soilnet.demo.data_stage import DemoReport, run_demo
 from soilnet.demo.map_stage import MapDemoReport, map_demo
+from soilnet.spectra.flow import SpectraDemoReport, SpectraJob, run_spectra_demo
 from soilnet.tracking.registry import Promotion, promote
 from soilnet.tracking.runs import RunTracker, ui_command
 from soilnet.training.evaluate import compare_with_baselines
@@ -36,6 +37,7 @@ class FullDemoReport:
     ui_command: str
     map: MapDemoReport
     timings_s: dict[str, float] = field(default_factory=dict)
+    spectra: SpectraDemoReport | None = None
 
 
 def run_full_demo(cfg: SoilnetConfig) -> FullDemoReport:
@@ -73,6 +75,8 @@ def run_full_demo(cfg: SoilnetConfig) -> FullDemoReport:
         tracking_uri=tracker.uri,
     )
     timings["map"] = time.perf_counter() - t0
+    spectra = run_spectra_demo(SpectraJob(cfg.data, cfg.train, cfg.tracking, cfg.spectra), cfg.demo.seed)
+    timings.update(spectra.timings_s)
     return FullDemoReport(
         data=data_report,
         comparison=comparison.table,
@@ -83,4 +87,5 @@ def run_full_demo(cfg: SoilnetConfig) -> FullDemoReport:
         ui_command=ui_command(tracker.uri),
         map=demo_map,
         timings_s=timings,
+        spectra=spectra,
     )
