@@ -84,7 +84,13 @@ def product_image(cfg: AcquireConfig, plan: ProductPlan, region: Region) -> tupl
     """The Earth Engine image of a product and the GeoTIFF nodata value of its export."""
     if plan.product == "landsat":
         image = landsat.landsat_image(
-            region.geojson(), cfg.year, cfg.max_cloud_fraction, cfg.max_snow_fraction, cfg.scene_window_px
+            region.geojson(),
+            cfg.year,
+            cfg.max_cloud_fraction,
+            cfg.max_snow_fraction,
+            cfg.scene_window_px,
+            crs=plan.grid.crs,  # slope on the cube's own grid
+            scale=plan.grid.res,
         )
         return image, FLOAT_NODATA
     if plan.product == "climate":

@@ -80,3 +80,15 @@ def test_without_credentials_run_fails_before_any_export(cfg, monkeypatch: pytes
     with pytest.raises(CredentialsError, match="no Earth Engine credentials"):
         run_acquisition(cfg)
     assert not Path(cfg.manifest_url).exists()
+
+
+def test_slope_is_taken_on_the_raster_grid_of_the_config(ee_api, cfg, graph, constant) -> None:
+    from soilnet.data.earth_engine.acquire import product_image
+
+    for crs, res in (("EPSG:3035", 30.0), ("EPSG:5070", 60.0)):
+        us = cfg.model_copy(update={"crs": crs, "resolution_m": res})
+        plan = next(p for p in plan_products(us, load_region(us.region)) if p.product == "landsat")
+        image, _ = product_image(us, plan, load_region(us.region))
+        (default,) = graph(image).calls("Image.setDefaultProjection")
+        assert constant(default["crs"]["functionInvocationValue"]["arguments"]["crs"]) == crs
+        assert constant(default["scale"]) == res
