@@ -28,6 +28,12 @@ def _names(text: str | None) -> list[str] | None:
     return text.split(",") if text else None
 
 
+def _output(cfg: SoilnetConfig, given: str | None, part: str) -> str:
+    """The output URL: as typed on the command line (the user's intent), else ``data.<part>``, which must lie
+    under ``data.root`` or ``data.write_roots`` like every configured output."""
+    return given or cfg.data.writable(cfg.data.url(part), f"data.{part}")
+
+
 def _run_ingest(
     config: Path | None,
     set_: list[str] | None,
@@ -71,7 +77,7 @@ def raster(
     from soilnet.progress import progress
 
     def work(cfg: SoilnetConfig, rcfg: RasterIngestConfig) -> Counts:
-        target = cfg.data.writable(cube or cfg.data.url("raster"), "--cube / data.raster")
+        target = _output(cfg, cube, "raster")
         grid = grid_from_sources(files, rcfg.epsg, rcfg.resolution, rcfg.bounds)
         bar = iter(progress(range(sum(1 for _ in grid.tiles(cfg.raster_layout.shard))), desc="shards"))
         report = ingest_rasters(
@@ -107,7 +113,7 @@ def climate(
     def work(cfg: SoilnetConfig, ccfg: ClimateIngestConfig) -> Counts:
         report = ingest_climate(
             files,
-            cfg.data.writable(cube or cfg.data.url("climate"), "--cube / data.climate"),
+            _output(cfg, cube, "climate"),
             ccfg,
             cfg.climate_layout,
             overwrite=overwrite,
@@ -139,7 +145,7 @@ def points(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Harmonise a sample table into the points table; rejected rows go to <out>.rejects.csv with reasons."""
-    from soilnet.data.ingest.points import ingest_points
+    from soilnet.data.ingest.points import ingest_points, schema_for
     from soilnet.data.raster_cube import open_raster_cube
 
     def work(cfg: SoilnetConfig, pcfg: PointsIngestConfig) -> Counts:
@@ -148,13 +154,19 @@ def points(
             pcfg = pcfg.model_copy(update={"epsg": grid.epsg})
         report = ingest_points(
             file,
-            cfg.data.writable(out or cfg.data.url("points"), "--out / data.points"),
+            _output(cfg, out, "points"),
             pcfg,
             grid=grid,
             overwrite=overwrite,
         )
         rows: dict[str, Any] = {"rows read": report.rows, "kept": report.kept}
         rows.update({f"rejected: {reason}": n for reason, n in sorted(report.rejected.items())})
+        rows["targets"] = ", ".join(f"{t} <- {c}" for t, c in report.targets.items())
+        rows["targets not in file"] = ", ".join(report.missing_targets) or "none"
+        if report.all_zero_missing:
+            zeroed = ", ".join(schema_for(pcfg).all_zero_is_missing)
+            rows["rows all 0 -> missing"] = f"{report.all_zero_missing} ({zeroed})"
+        rows["date"], rows["depth"] = report.date_source, report.depth_source
         rows["table"], rows["rejects"] = report.output, report.rejects
         return f"points ingest ({pcfg.format})", rows
 

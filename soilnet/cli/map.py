@@ -124,8 +124,8 @@ def features(
         embeddings, valid = embed_region(cfg)
         maps = feature_maps(embeddings, valid, clusters)
         target = out or storage.join(cfg.out, "features")
-        if cfg.write_roots:
-            target = confine_as_given(target, cfg.write_roots, "--out")
+        if cfg.write_roots and not out:  # a typed --out is the user's intent; the default follows map.out's roots
+            target = confine_as_given(target, cfg.write_roots, "map.out")
         return write_feature_maps(maps, target)
 
     written = run_guarded(body)

@@ -21,6 +21,12 @@ def test_demo_data_then_validate_and_refuse_overwrite(tmp_path: Path) -> None:
     assert ok.exit_code == 0 and "valid" in ok.output and "14 bands" in ok.output
     pts = runner.invoke(app, ["validate", "points", f"{out}/points.parquet"])
     assert pts.exit_code == 0 and "20 points" in pts.output
+    config = tmp_path / "ws.yaml"
+    config.write_text(f"data:\n  root: {out}\n")
+    by_config = runner.invoke(app, ["validate", "climate", "--config", str(config)])  # URL from data.climate
+    assert by_config.exit_code == 0 and f"{out}/climate.zarr" in by_config.output and "months" in by_config.output
+    by_set = runner.invoke(app, ["validate", "points", "--set", f"data.root={out}", "--band", "soc_g_kg"])
+    assert by_set.exit_code == 0 and "20 points" in by_set.output
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "--overwrite" in again.output
     assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0

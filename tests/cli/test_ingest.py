@@ -60,11 +60,38 @@ def test_bad_input_is_one_clear_error(tmp_path) -> None:
     assert "bad.tif" in result.output and "Traceback" not in result.output
 
 
-def test_outputs_outside_the_workspace_are_refused(tmp_path) -> None:
+def test_an_output_typed_on_the_command_line_is_used_a_configured_one_is_confined(tmp_path) -> None:
     url = gen.write_text(str(tmp_path / "lucas.csv"), gen.LUCAS_2009)
-    result = ingest(
-        tmp_path / "ws", ["points", url, "--format", "lucas2009", "--out", str(tmp_path / "points.parquet")]
-    )
+    typed = tmp_path / "mine" / "points.parquet"  # outside the workspace tmp_path / "ws"
+    result = ingest(tmp_path / "ws", ["points", url, "--format", "lucas2009", "--out", str(typed)])
+    assert result.exit_code == 0, result.output
+    assert typed.exists()
+
+    configured = tmp_path / "elsewhere.parquet"
+    result = ingest(tmp_path / "ws", ["points", url, "--format", "lucas2009", "--set", f"data.points={configured}"])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert "--out / data.points" in result.output and "outside the configured roots" in result.output
-    assert not (tmp_path / "points.parquet").exists()
+    assert "data.points" in result.output and "outside the configured roots" in result.output
+    assert not configured.exists()
+
+
+def test_points_table_says_which_columns_fed_which_target_and_how_dates_were_set(tmp_path) -> None:
+    header = gen.LUCAS_2015_HEADER.replace("pH_H20,", "")
+    rows = [",".join(v for k, v in zip(gen.LUCAS_2015_HEADER.split(","), line.split(","), strict=True) if k != "pH_H20")
+            for line in gen.LUCAS_2015.splitlines()[1:]]  # fmt: skip
+    url = gen.write_text(str(tmp_path / "lucas.csv"), "\ufeff" + "\n".join([header, *rows]) + "\n")
+    result = runner.invoke(
+        app, ["points", url, "--format", "lucas2015", "--set", f"data.root={tmp_path}"], terminal_width=200
+    )
+    assert result.exit_code == 0, result.output
+    facts: dict[str, str] = {}
+    last = ""
+    for line in result.output.splitlines():
+        if line.count("│") == 3:  # a table row; wrapped values continue on rows with an empty key
+            key, value = (cell.strip() for cell in line.split("│")[1:3])
+            last = key or last
+            facts[last] = f"{facts.get(last, '')} {value}".strip()
+    assert facts["targets not in file"] == "ph_h2o"
+    assert "soc_g_kg <- OC" in facts["targets"] and "ec_ms_m <- EC" in facts["targets"]
+    assert facts["date"].startswith("2015-06-15 for every row (no date column")
+    assert facts["rows all 0 -> missing"] == "1 (clay_pct, silt_pct, sand_pct)"
+    assert "no column for targets ['ph_h2o']" in " ".join(result.output.split())  # the warning, logged
