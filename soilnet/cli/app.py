@@ -80,29 +80,35 @@ def demo_data(
 @app.command("validate")
 def validate(
     kind: Annotated[str, typer.Argument(help="raster | climate | points")],
-    url: Annotated[str, typer.Argument(help="URL of the cube or table.")],
-    bands: Annotated[list[str] | None, typer.Option("--band", help="A band that must be present.")] = None,
+    url: Annotated[
+        str | None, typer.Argument(help="URL of the cube or table (default: data.<kind> of the config).")
+    ] = None,
+    bands: Annotated[
+        list[str] | None, typer.Option("--band", help="A band (variable, target column) that must be present.")
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
 ) -> None:
     """Check that a cube or points table follows soilnet's data contracts."""
     from soilnet.data.climate_cube import validate_climate_cube
     from soilnet.data.points import read_points
     from soilnet.data.raster_cube import validate_raster_cube
 
-    setup_logging("WARNING")
-
     def body() -> None:
+        if kind not in ("raster", "climate", "points"):
+            raise ValueError(f"unknown kind {kind!r}: expected raster, climate or points")
+        cfg = configure(config, ["log_level=WARNING", *(set_ or [])])
+        where = url or cfg.data.url(kind)
         if kind == "raster":
-            cube = validate_raster_cube(url, bands or [])
+            cube = validate_raster_cube(where, bands or [])
             facts = f"{len(cube.band_names)} bands, {cube.grid.width} x {cube.grid.height} px, {cube.grid.crs}"
         elif kind == "climate":
-            cc = validate_climate_cube(url, bands or [])
+            cc = validate_climate_cube(where, bands or [])
             facts = f"{len(cc.variables)} variables, {len(cc.times)} months, {cc.grid.crs}"
-        elif kind == "points":
-            df, epsg = read_points(url, bands or [])
-            facts = f"{len(df)} points, x/y in EPSG:{epsg}"
         else:
-            raise ValueError(f"unknown kind {kind!r}: expected raster, climate or points")
-        results.print(f"[green]valid[/] {kind} {url}: {facts}")
+            df, epsg = read_points(where, bands or [])
+            facts = f"{len(df)} points, x/y in EPSG:{epsg}"
+        results.print(f"[green]valid[/] {kind} {where}: {facts}")
 
     run_guarded(body)
 
