@@ -68,22 +68,27 @@ def fetch(url: str, tile: morecantile.Tile) -> bytes:
         return reply.read()
 
 
-def time_tiles(url: str, tiles: list[morecantile.Tile]) -> tuple[list[float], int]:
-    """Milliseconds per tile request, and how many returned a PNG, after one uncounted warm-up request."""
+def time_tiles(url: str, tiles: list[morecantile.Tile]) -> tuple[list[float], int, float]:
+    """Milliseconds per tile request, how many returned a PNG, and this process's CPU milliseconds per tile
+    (server, client and, for S3, the moto server: all in this process), after one uncounted warm-up request."""
     fetch(url, tiles[0])
     times, pngs = [], 0
+    cpu = time.process_time()
     for tile in tiles:
         start = time.perf_counter()
         body = fetch(url, tile)
         times.append((time.perf_counter() - start) * 1000)
         pngs += body[:4] == b"\x89PNG"
-    return times, pngs
+    return times, pngs, (time.process_time() - cpu) * 1000 / len(tiles)
 
 
-def summary(name: str, times: list[float], pngs: int) -> float:
-    """Print median and p95; returns p95."""
+def summary(name: str, times: list[float], pngs: int, cpu_ms: float) -> float:
+    """Print median and p95 latency and CPU per tile; returns p95."""
     p95 = float(np.percentile(times, 95))
-    print(f"{name}: {len(times)} tiles ({pngs} PNGs), median {statistics.median(times):.1f} ms, p95 {p95:.1f} ms")
+    median = statistics.median(times)
+    print(
+        f"{name}: {len(times)} tiles ({pngs} PNGs), median {median:.1f} ms, p95 {p95:.1f} ms, cpu {cpu_ms:.1f} ms/tile"
+    )
     return p95
 
 
@@ -126,11 +131,11 @@ def main() -> None:
         for name, where in (("local", local), ("s3", remote)):
             url, server = start_viewer(ServeConfig(map=where))
             tiles = random_tiles(url, n, seed=0)
-            times, pngs = time_tiles(url, tiles)
-            p95[name] = summary(name, times, pngs)
+            p95[name] = summary(name, *time_tiles(url, tiles))
             server.should_exit = True
     moto.stop()
     print(f"S3 (moto on loopback): p95_ms={p95['s3']:.1f}")
+    print(f"machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"SERVE: p95_ms={p95['local']:.1f} (target: <= {TARGET_P95_MS:.0f} ms local)")
 
 
