@@ -3,7 +3,8 @@
 ``<out>/lease.json`` holds the writing run's id, host, pid and a heartbeat (Unix time) that the run's
 driver refreshes every ``ttl / 4`` seconds (`MapLease`). A run that finds a fresh lease waits for it
 to be released or to go stale (``wait_s``), then refuses with the holder named; a lease whose heartbeat
-is older than ``ttl`` belongs to a dead run and is taken over.
+is older than ``ttl`` belongs to a dead run and is taken over, as is one left by an ended run of the same
+process (a run that failed with its store unreachable could not delete it).
 
 A killed driver's Ray actors may outlive it. Each tile write first checks the lease (`check_lease`)
 and refuses unless the lease is still its run's and its heartbeat is younger than ``ttl / 2``; a
@@ -94,6 +95,15 @@ def check_lease(out: str, run_id: str, ttl_s: float) -> None:
         )
 
 
+#: Run ids of the leases this process holds now (a lease of this process not in it belongs to a run that ended).
+_ACTIVE: set[str] = set()
+
+
+def _ended_here(lease: Lease) -> bool:
+    """True for a lease left by a run of this very process that has ended (e.g. failed with its store down)."""
+    return lease.host == socket.gethostname() and lease.pid == os.getpid() and lease.run_id not in _ACTIVE
+
+
 class MapLease:
     """A run's lease on a map folder, kept alive by a heartbeat thread while the run lasts (a context manager)."""
 
@@ -111,7 +121,7 @@ class MapLease:
         deadline = time.monotonic() + self.wait_s
         while True:
             held = read_lease(self.out)
-            if held is None or held.run_id == self.run_id or held.age() >= held.ttl_s:
+            if held is None or held.run_id == self.run_id or held.age() >= held.ttl_s or _ended_here(held):
                 if held is not None and held.run_id != self.run_id:
                     log.warning("%s: taking over the lease of a dead %s", self.out, held.describe())
                 _write(self.out, self._mine())
@@ -129,13 +139,15 @@ class MapLease:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.ttl_s / 4):
-            held = read_lease(self.out)
-            if held is None or held.run_id != self.run_id:
-                log.error(
-                    "%s: run %s lost its lease to %s", self.out, self.run_id, held.describe() if held else "nobody"
-                )
-                return
-            _write(self.out, self._mine())
+            try:
+                held = read_lease(self.out)
+                if held is None or held.run_id != self.run_id:
+                    holder = held.describe() if held else "nobody"
+                    log.error("%s: run %s lost its lease to %s", self.out, self.run_id, holder)
+                    return
+                _write(self.out, self._mine())
+            except (*storage.unreachable_errors(), storage.StorageError) as exc:  # the store is down: try again
+                log.warning("%s: cannot renew the map lease: %s", self.out, exc)
 
     def release(self) -> None:
         """Stop the heartbeat and delete the lease if it is still ours."""
@@ -148,9 +160,16 @@ class MapLease:
 
     def __enter__(self) -> MapLease:
         self.acquire()
+        _ACTIVE.add(self.run_id)
         self._thread = threading.Thread(target=self._beat, name="map-lease-heartbeat", daemon=True)
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        _ACTIVE.discard(self.run_id)
+        try:
+            self.release()
+        except (*storage.unreachable_errors(), storage.StorageError) as error:
+            if kind is None:
+                raise
+            log.warning("%s: cannot release the map lease (it expires after %g s): %s", self.out, self.ttl_s, error)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -31,9 +33,8 @@ def test_live_run_is_refused_with_its_holder_named(tmp_path) -> None:
 
 def test_second_run_waits_for_the_first_to_finish(tmp_path) -> None:
     out = str(tmp_path)
-    first = MapLease(out, ttl_s=30, wait_s=0)
-    first.acquire()
-    threading.Timer(1.0, first.release).start()
+    first = MapLease(out, ttl_s=30, wait_s=0).__enter__()
+    threading.Timer(1.0, first.__exit__, (None, None, None)).start()
     started = time.monotonic()
     with MapLease(out, ttl_s=30, wait_s=20) as second:
         assert time.monotonic() - started >= 1.0
@@ -60,3 +61,10 @@ def test_map_run_refuses_while_another_run_writes(map_config) -> None:
     write_lease(cfg.out, Lease("other", "host-a", 7, time.time(), ttl_s=60))
     with pytest.raises(LeaseError, match="run other \\(host host-a, pid 7"):
         run_map(cfg)
+
+
+def test_lease_left_by_an_ended_run_of_this_process_is_taken_over(tmp_path) -> None:
+    out = str(tmp_path)
+    write_lease(out, Lease("failedrun", socket.gethostname(), os.getpid(), time.time(), ttl_s=60))  # store was down
+    with MapLease(out, ttl_s=60, wait_s=0) as rerun:
+        assert read_lease(out).run_id == rerun.run_id
