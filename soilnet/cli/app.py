@@ -20,6 +20,7 @@ from soilnet.cli.common import (
 from soilnet.cli.ingest import app as ingest_app
 from soilnet.cli.map import app as map_app
 from soilnet.cli.models import app as models_app
+from soilnet.cli.serve import serve
 from soilnet.cli.spectra import app as spectra_app
 from soilnet.cli.submit import app as submit_app
 from soilnet.cli.tracking import app as tracking_app
@@ -40,6 +41,7 @@ app.add_typer(spectra_app, name="spectra", help="Soil spectra: library, VAE, NIR
 app.add_typer(submit_app)
 app.add_typer(tracking_app, name="tracking", help="Deliver MLflow tracking calls spooled during an outage.")
 app.add_typer(train_app)
+app.command("serve")(serve)
 
 DataOnlyOpt = Annotated[bool, typer.Option("--data-only", help="Only generate, validate and preview the region.")]
 
@@ -158,6 +160,7 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None, data_only: DataOnlyOpt =
         results.print(full.spectra.comparison, markup=False, highlight=False)
         results.print(facts_table("timings", {}, full.timings_s))
         results.print(f"open the runs in MLflow: [bold]{full.ui_command}[/]")
+        results.print(f"open the map in a browser: [bold]{full.serve_command}[/]")
 
     run_guarded(body)
 

@@ -14,6 +14,7 @@ from soilnet import storage
 from soilnet.config import SoilnetConfig, dump_config
 from soilnet.demo.data_stage import DemoReport, run_demo
 from soilnet.demo.map_stage import MapDemoReport, map_demo
+from soilnet.mapping.viewer_command import serve_command
 from soilnet.spectra.flow import SpectraDemoReport, SpectraJob, run_spectra_demo
 from soilnet.tracking.registry import Promotion, promote
 from soilnet.tracking.runs import RunTracker, ui_command
@@ -36,6 +37,7 @@ class FullDemoReport:
     bundle: str
     ui_command: str
     map: MapDemoReport
+    serve_command: str
     timings_s: dict[str, float] = field(default_factory=dict)
     spectra: SpectraDemoReport | None = None
 
@@ -63,12 +65,13 @@ def run_full_demo(cfg: SoilnetConfig) -> FullDemoReport:
     promotion = promote(cfg.tracking, cfg.data.root, cv.run_id)
     t0 = time.perf_counter()
     data = cfg.data
+    map_out = storage.join(data.url("runs"), "map")
     demo_map = map_demo(
         data.url("raster"),
         data.url("climate"),
         data.url("region"),
         data.url("truth"),
-        storage.join(data.url("runs"), "map"),
+        map_out,
         cv.bundle,
         resolution_m=cfg.demo.map_resolution_m,
         run_id=cv.run_id,
@@ -86,6 +89,7 @@ def run_full_demo(cfg: SoilnetConfig) -> FullDemoReport:
         bundle=cv.bundle,
         ui_command=ui_command(tracker.uri),
         map=demo_map,
+        serve_command=serve_command(map_out, data.url("points")),
         timings_s=timings,
         spectra=spectra,
     )
