@@ -258,7 +258,9 @@ def h100_feeds() -> dict[str, Feed]:
     """The training FLOPs per sample and H100 sample rate of each recipe stage in `FEEDS`."""
     feeds = {}
     for name, stage in FEEDS:
-        feed = Feed(name, stage, training_flops(load_recipe(RECIPES / f"{name}.yaml"), stage))
+        recipe = load_recipe(RECIPES / f"{name}.yaml")
+        window = recipe.data.n_bands * recipe.data.patch_px**2
+        feed = Feed(name, stage, training_flops(recipe, stage), window)
         feeds[f"{name} {stage}"] = feed
         print(
             f"{name} {stage}: {feed.flops_per_sample / 1e9:.1f} GFLOP per training sample -> one H100 at "

@@ -61,11 +61,33 @@ def parameter_table(recipe: RecipeConfig) -> Table:
     return table
 
 
+def feed_table(recipe: RecipeConfig) -> Table:
+    """Training FLOPs per sample, one H100's sample rate, and the reader cores that keep it fed."""
+    from soilnet.recipes.gpu_feed import READER_RATES, UTILISATION, recipe_feeds
+
+    table = Table(title=f"Feeding one H100 at {UTILISATION:.0%} of its dense bf16 peak (989 TFLOP/s)")
+    table.add_column("stage")
+    table.add_column("GFLOP / sample", justify="right")
+    table.add_column("samples/s", justify="right")
+    for pattern in READER_RATES:
+        table.add_column(f"cores: {pattern}", justify="right")
+    for feed in recipe_feeds(without_pretrained(recipe)):
+        cores = [f"{feed.cores(rate):,.1f}" for rate in READER_RATES.values()]
+        table.add_row(feed.stage, f"{feed.flops_per_sample / 1e9:,.1f}", f"{feed.samples_per_s:,.0f}", *cores)
+    return table
+
+
+def print_description(recipe: RecipeConfig) -> None:
+    """The parameter table and the GPU feed table of a recipe."""
+    results.print(parameter_table(recipe))
+    results.print(feed_table(recipe))
+
+
 @app.command("describe")
 def describe(
     recipe: Annotated[str, typer.Argument(help="Recipe YAML: local path or s3:// URL (see jobs/configs/recipes/).")],
 ) -> None:
-    """Validate a recipe and print its data shapes and parameter counts per part."""
+    """Validate a recipe; print its data shapes, parameter counts per part and what it takes to feed a GPU."""
     from soilnet.recipes.recipe import load_recipe
 
-    run_guarded(lambda: results.print(parameter_table(load_recipe(recipe))))
+    run_guarded(lambda: print_description(load_recipe(recipe)))

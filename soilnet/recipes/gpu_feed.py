@@ -9,7 +9,9 @@ SSL objective's loss) for recipes with an ``ssl`` section. One H100 SXM's dense 
 
 Reader cores per GPU = that rate / a reader path's samples per second per core. The per-core
 rates in `READER_RATES` are the figures `benchmarks/streaming.py --quick` measured (process CPU
-time, continental sample set); the benchmark prints the same table from its own fresh figures.
+time, continental sample set, 14 x 64 x 64 int16 windows); for a recipe with other windows they
+are scaled by the window's size (decoding and normalising cost goes with the bytes). The benchmark
+prints the same table from its own fresh figures.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from soilnet.recipes.recipe import RecipeConfig
 
 H100_BF16_FLOPS = 989e12
 UTILISATION = 0.4
+#: Values of the windows the reader rates were measured on (14 bands x 64 x 64 px).
+READER_WINDOW = 14 * 64 * 64
 #: Samples per core-second of each access pattern, as measured by benchmarks/streaming.py --quick.
 READER_RATES: dict[str, float] = {
-    "labelled, epoch 1 (point store)": 0.0,
-    "labelled, epoch 2+ (cache)": 0.0,
-    "SSL windows (64 per shard)": 0.0,
+    "labelled, epoch 1 (point store)": 4028.0,
+    "labelled, epoch 2+ (cache)": 11846.0,
+    "SSL windows (64 per shard)": 2466.0,
 }
 
 Stage = Literal["finetune", "pretrain"]
@@ -41,6 +45,7 @@ class Feed:
     recipe: str
     stage: Stage
     flops_per_sample: float
+    window_values: int = READER_WINDOW
 
     @property
     def samples_per_s(self) -> float:
@@ -48,8 +53,9 @@ class Feed:
         return UTILISATION * H100_BF16_FLOPS / self.flops_per_sample
 
     def cores(self, per_core: float) -> float:
-        """Reader cores one H100 needs for a reader path of ``per_core`` samples/s per core."""
-        return self.samples_per_s / per_core
+        """Reader cores one H100 needs for a reader path of ``per_core`` samples/s per core on 14 x 64 x 64
+        windows (scaled to this recipe's window size)."""
+        return self.samples_per_s / (per_core * READER_WINDOW / self.window_values)
 
 
 def training_flops(recipe: RecipeConfig, stage: Stage, batch: int = 2) -> float:
@@ -84,4 +90,6 @@ def training_flops(recipe: RecipeConfig, stage: Stage, batch: int = 2) -> float:
 def recipe_feeds(recipe: RecipeConfig) -> list[Feed]:
     """The fine-tuning feed of a recipe, and its pretraining feed when it has an SSL section."""
     stages: list[Stage] = ["finetune"] + (["pretrain"] if recipe.ssl is not None else [])
-    return [Feed(recipe.name, stage, training_flops(recipe, stage)) for stage in stages]
+    d = recipe.data
+    window = d.n_bands * d.patch_px * d.patch_px
+    return [Feed(recipe.name, stage, training_flops(recipe, stage), window) for stage in stages]

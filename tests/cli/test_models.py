@@ -16,6 +16,9 @@ def test_describe_prints_parameter_counts() -> None:
     assert result.exit_code == 0, result.output
     assert "656,897" in result.output  # the Tresson head, trainable on the frozen backbone
     assert "ssl (dino)" in result.output
+    assert "Feeding one H100 at 40% of its dense bf16 peak" in result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 4}
+    assert {"finetune", "pretrain"} <= set(rows)  # the fine-tuning and the DINO pretraining feed
 
 
 def test_describe_reports_a_bad_recipe(tmp_path) -> None:

@@ -29,6 +29,8 @@ def test_h100_rate_and_cores() -> None:
     feed = Feed("x", "finetune", 4.2e9)
     assert feed.samples_per_s == pytest.approx(UTILISATION * H100_BF16_FLOPS / 4.2e9)
     assert feed.cores(feed.samples_per_s / 10) == pytest.approx(10)
+    twice = Feed("x", "finetune", 4.2e9, window_values=2 * 14 * 64 * 64)  # windows twice the measured ones
+    assert twice.cores(feed.samples_per_s / 10) == pytest.approx(20)
 
 
 def test_pretraining_needs_an_ssl_section(recipe) -> None:
