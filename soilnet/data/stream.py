@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 Output = Literal["raw", "decoded", "normalised"]
 PASSTHROUGH = ("fold", "epoch", "valid")
+#: Chunks of one shard up to this many bytes apart are fetched in one range (a request costs more than 1 MiB moved).
+SPARSE_COALESCE_BYTES = 1 << 20
 #: Upper bound on the blocks of the location table (each a whole number of reader batches).
 MAX_BLOCKS = 256
 
@@ -66,7 +68,10 @@ class SampleReader:
             raise ValueError("output='normalised' needs normalisation statistics (stats)")
         self.raster = open_raster_cube(raster) if isinstance(raster, str) else raster
         climate_cube = open_climate_cube(climate) if isinstance(climate, str) else climate
-        self.windows = ShardWindowReader(self.raster.url, self.raster.bands, "bands", threads)
+        # sparse labelled points: one range per shard and batch, not one per run of adjacent chunks
+        self.windows = ShardWindowReader(
+            self.raster.url, self.raster.bands, "bands", threads, coalesce_bytes=SPARSE_COALESCE_BYTES
+        )
         self.series = ClimateSeriesReader(climate_cube, self.raster.grid.epsg, months, climate_cache_chunks)
         self.patch_px, self.output, self.mask_channel = patch_px, output, mask_channel
         self.stats = NormStats.model_validate(stats) if stats is not None else None
