@@ -21,6 +21,7 @@ from soilnet.tracking.runs import RunTracker, ui_command
 from soilnet.training.evaluate import compare_with_baselines
 from soilnet.training.finetune import run_cross_validation
 from soilnet.training.pretrain import run_pretrain
+from soilnet.training.step_progress import step_bar
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,15 @@ def run_full_demo(cfg: SoilnetConfig) -> FullDemoReport:
         storage.remove(runs)
     timings.update({f"data.{k}": v for k, v in data_report.timings_s.items()})
     t0 = time.perf_counter()
-    pre = run_pretrain(cfg.data, cfg.train, cfg.pretrain, cfg.tracking, target=cfg.finetune.target)
+    with step_bar("pretrain") as on_step:
+        pre = run_pretrain(cfg.data, cfg.train, cfg.pretrain, cfg.tracking, target=cfg.finetune.target, on_step=on_step)
     timings["pretrain"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     finetune = cfg.finetune.model_copy(update={"pretrained": pre.encoders})
-    cv = run_cross_validation(cfg.data, cfg.train, finetune, cfg.tracking, config_text=dump_config(cfg))
+    with step_bar("fine-tune (all folds)") as on_step:
+        cv = run_cross_validation(
+            cfg.data, cfg.train, finetune, cfg.tracking, config_text=dump_config(cfg), on_step=on_step
+        )
     timings["finetune"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     tracker = RunTracker.for_run(cfg.tracking, cfg.data.root, cv.run_id)
