@@ -21,10 +21,14 @@ ResumeOpt = Annotated[
 def pretrain(config: ConfigOpt = None, set_: SetOpt = None, resume_from: ResumeOpt = None) -> None:
     """Self-supervised pretraining of the recipe's encoders on unlabelled locations (section `pretrain`)."""
     from soilnet.training.pretrain import run_pretrain
+    from soilnet.training.step_progress import step_bar
 
     def body() -> None:
         cfg = configure(config, set_)
-        result = run_pretrain(cfg.data, cfg.train, cfg.pretrain, cfg.tracking, cfg.finetune.target, resume_from)
+        with step_bar("pretrain") as on_step:
+            result = run_pretrain(
+                cfg.data, cfg.train, cfg.pretrain, cfg.tracking, cfg.finetune.target, resume_from, on_step
+            )
         results.print(f"pretrained encoders: [bold]{result.encoders}[/] (MLflow run {result.run_id})")
 
     run_guarded(body)
@@ -36,12 +40,14 @@ def finetune(config: ConfigOpt = None, set_: SetOpt = None, resume_from: ResumeO
     from soilnet.config import dump_config
     from soilnet.evaluation.metrics import format_comparison
     from soilnet.training.finetune import run_cross_validation
+    from soilnet.training.step_progress import step_bar
 
     def body() -> None:
         cfg = configure(config, set_)
-        cv = run_cross_validation(
-            cfg.data, cfg.train, cfg.finetune, cfg.tracking, resume_from, config_text=dump_config(cfg)
-        )
+        with step_bar("fine-tune (all folds)") as on_step:
+            cv = run_cross_validation(
+                cfg.data, cfg.train, cfg.finetune, cfg.tracking, resume_from, on_step, dump_config(cfg)
+            )
         results.print(format_comparison(cv.summary))
         results.print(f"bundle: [bold]{cv.bundle}[/] (MLflow run {cv.run_id}; promote with --run-id {cv.run_id})")
 
@@ -55,10 +61,14 @@ def evaluate(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     from soilnet.tracking.runs import RunTracker
     from soilnet.training.evaluate import compare_with_baselines
     from soilnet.training.finetune import run_cross_validation
+    from soilnet.training.step_progress import step_bar
 
     def body() -> None:
         cfg = configure(config, set_)
-        cv = run_cross_validation(cfg.data, cfg.train, cfg.finetune, cfg.tracking, config_text=dump_config(cfg))
+        with step_bar("fine-tune (all folds)") as on_step:
+            cv = run_cross_validation(
+                cfg.data, cfg.train, cfg.finetune, cfg.tracking, on_step=on_step, config_text=dump_config(cfg)
+            )
         tracker = RunTracker.for_run(cfg.tracking, cfg.data.root, cv.run_id)
         comparison = compare_with_baselines(
             cv, cv.source, cfg.evaluate, cfg.finetune.pretrained, tracker, cfg.finetune.target
