@@ -24,6 +24,8 @@ LibraryOpt = Annotated[
 OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="Model folder (default: <runs>/<run>/model).")]
 PrefixOpt = Annotated[str | None, typer.Option("--prefix", help="Spectral column prefix (default: detected).")]
 IdOpt = Annotated[str, typer.Option("--id-column", help="Sample id column.")]
+TableArg = Annotated[str, typer.Argument(help="Wide table of MIR spectra with the target column (CSV/Parquet).")]
+TargetOpt = Annotated[str, typer.Option("--target", help="Target column, e.g. soc_g_kg.")]
 
 
 def _job(cfg: SoilnetConfig) -> SpectraJob:
@@ -133,8 +135,8 @@ def convert(
 
 @app.command("evaluate")
 def evaluate(
-    table: Annotated[str, typer.Argument(help="Wide table of MIR spectra with the target column (CSV/Parquet).")],
-    target: Annotated[str, typer.Option("--target", help="Target column, e.g. soc_g_kg.")],
+    table: TableArg,
+    target: TargetOpt,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     prefix: PrefixOpt = None,
@@ -167,8 +169,8 @@ def evaluate(
 
 @app.command("label")
 def label(
-    table: Annotated[str, typer.Argument(help="Wide table of MIR spectra (CSV/Parquet) with the target column.")],
-    target: Annotated[str, typer.Option("--target", help="Points-table target column, e.g. soc_g_kg.")],
+    table: TableArg,
+    target: TargetOpt,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     prefix: PrefixOpt = None,

@@ -10,7 +10,6 @@ converter that learned nothing would output) and the VAE's own reconstruction of
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,22 +20,12 @@ from soilnet.spectra.export import ModelCard, SpectraSpec, load_model, prepare, 
 from soilnet.spectra.fitting import fit_spectral_task, start_run
 from soilnet.spectra.library import SpectralLibraryError, SpectralSet, read_spectra
 from soilnet.spectra.preprocess import preprocess_set
-from soilnet.spectra.pretrain import as_tensor, split_samples
+from soilnet.spectra.pretrain import TrainedModel, as_tensor, split_samples
 from soilnet.spectra.tasks import ConversionTask
 from soilnet.tracking.config import TrackingConfig
 from soilnet.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ConversionResult:
-    """An exported converter, its MLflow run and its held-out errors per region (per predictor)."""
-
-    url: str
-    run_id: str
-    errors: dict[str, dict[str, float]]
-    table: str
 
 
 def paired_ids(mir: SpectralSet, nir: SpectralSet) -> np.ndarray:
@@ -60,7 +49,7 @@ def run_conversion(
     workspace: str,
     runs_url: str,
     output: str | None = None,
-) -> ConversionResult:
+) -> TrainedModel:
     """Train the NIR encoder on the library's paired spectra; export the converter (default <runs>/<run_name>/model)."""
     vae, vae_card = load_model(vae_url, "vae")
     mir = prepare(read_spectra(library, "MIR"), vae_card.source)
@@ -131,4 +120,4 @@ def run_conversion(
     tracker.log_folder(url, "model")
     tracker.set_tags({"soilnet.spectral_model": url, "soilnet.best_epoch": entry["epoch"]})
     tracker.finish()
-    return ConversionResult(url, tracker.run_id, errors, table)
+    return TrainedModel(url, tracker.run_id, errors, table)

@@ -19,6 +19,7 @@ of the configured headline embedding model (fixed in advance, not the best of se
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ from soilnet.evaluation.baselines import cross_validate
 from soilnet.evaluation.metrics import format_comparison, summarise_folds
 from soilnet.spectra.config import PreprocessConfig, SpectraConfig
 from soilnet.spectra.downstream import model_for
-from soilnet.spectra.export import prepare
+from soilnet.spectra.export import SpectraSpec, prepare
 from soilnet.spectra.folds import sample_folds
 from soilnet.spectra.ingest import IngestReport, parse_table
 from soilnet.spectra.library import SpectralSet
@@ -116,7 +117,7 @@ def nir_features(
     ids: np.ndarray,
     cfg: SpectraConfig,
     converter: SpectraConverter,
-    converter_spec,
+    converter_spec: SpectraSpec,
 ) -> dict[str, np.ndarray]:
     """Inputs of the paired-subset models: MIR reference rows, NIR, converted NIR and NIR latents."""
     prepared = as_tensor(sample_means(prepare(nir.spectra, converter_spec), ids))
@@ -135,7 +136,9 @@ def cross_validate_all(
     """Per-fold metrics and out-of-fold predictions (by sample id) of every model."""
     tables, predictions = [], {}
     limit = None if cfg.downstream.n_jobs == -1 else cfg.downstream.n_jobs
-    with threadpool_limits(limits=limit):
+    with threadpool_limits(limits=limit), warnings.catch_warnings():
+        # cubist fits on a DataFrame of its own and predicts arrays: scikit-learn's feature-name warning is noise
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
         for name, matrix in features.items():
             estimator = model_for(name, cfg.downstream, matrix.shape[0], matrix.shape[1])
             result = cross_validate(estimator, matrix, targets, folds, name)
@@ -174,10 +177,10 @@ def evaluate_spectra(
     samples: Samples,
     target: str,
     cfg: SpectraConfig,
-    vae: tuple[SpectralVAE, object],
+    vae: tuple[SpectralVAE, SpectraSpec],
     group: str | None = None,
     nir: Samples | None = None,
-    converter: tuple[SpectraConverter, object] | None = None,
+    converter: tuple[SpectraConverter, SpectraSpec] | None = None,
 ) -> SpectraComparison:
     """Cross-validate every model on the labelled samples; returns the comparison and the SPECTRA line.
 

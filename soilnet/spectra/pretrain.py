@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class VAEResult:
-    """An exported VAE, its MLflow run and its held-out errors per region (per predictor)."""
+class TrainedModel:
+    """An exported spectral model (VAE or converter), its MLflow run, its held-out errors per region and predictor."""
 
     url: str
     run_id: str
@@ -75,7 +75,7 @@ def run_vae_pretraining(
     workspace: str,
     runs_url: str,
     output: str | None = None,
-) -> VAEResult:
+) -> TrainedModel:
     """Pretrain the VAE on the library's MIR spectra; export it to `output` (default <runs>/<run_name>/model)."""
     raw = read_spectra(library, "MIR")
     mir = preprocess_set(raw, cfg.mir)
@@ -122,4 +122,4 @@ def run_vae_pretraining(
     tracker.log_folder(url, "model")
     tracker.set_tags({"soilnet.spectral_model": url, "soilnet.best_epoch": entry["epoch"]})
     tracker.finish()
-    return VAEResult(url, tracker.run_id, errors, table)
+    return TrainedModel(url, tracker.run_id, errors, table)
