@@ -82,6 +82,8 @@ from soilnet.recipes.recipe import load_recipe
 PATCH = 64
 BATCH = 64
 SSL_PER_SHARD = 64
+#: Passes over the points (or shards) per path, each with a cold reader, so small sets still time well.
+REPEATS = 3
 MONTHS = 61
 WINDOW_BYTES = len(BAND_NAMES) * PATCH * PATCH * 2
 LIMIT_LABELLED = "decode-only: cube chunks in memory"
@@ -115,10 +117,14 @@ class Row:
 
 
 def timed(name: str, run: Callable[[], tuple[int, float, float]], pattern: str = "labelled") -> Row:
-    """Run a path and return its row; ``run`` returns (samples, decoded bytes, requests)."""
-    start = time.process_time()
-    samples, decoded, requests = run()
-    return Row(name, samples, time.process_time() - start, decoded, requests, pattern)
+    """Run a path ``REPEATS`` times (each a cold pass) and sum; ``run`` returns (samples, decoded bytes, requests)."""
+    row = Row(name, 0, 0.0, 0.0, 0.0, pattern)
+    for _ in range(REPEATS):
+        start = time.process_time()
+        samples, decoded, requests = run()
+        row.cpu_s += time.process_time() - start
+        row.samples, row.decoded, row.requests = row.samples + samples, row.decoded + decoded, row.requests + requests
+    return row
 
 
 class CountingStore(WrapperStore):
@@ -145,11 +151,11 @@ def chunks_per_window(cube: Any, points: pd.DataFrame) -> int:
 
 
 def labelled_paths(root: Path, cube: Any, points: pd.DataFrame, store_url: str, stats: tuple) -> list[Row]:
-    """Every labelled-point path over the same points in the same shuffled order."""
+    """Every labelled-point path over the same points in the same shuffled order; each pass a cold reader."""
     rows_px, cols_px = cube.grid.rowcol(points["x"].to_numpy(), points["y"].to_numpy())
     r0, c0 = rows_px - PATCH // 2, cols_px - PATCH // 2
     batches = [np.arange(i, min(i + BATCH, len(points))) for i in range(0, len(points), BATCH)]
-    chunk_bytes = WINDOW_BYTES  # inner chunks hold every band of 64 x 64 px, as the windows
+    n = len(points)
     out: list[Row] = []
 
     dataset = torchgeo_dataset(root / "torchgeo")
@@ -159,65 +165,64 @@ def labelled_paths(root: Path, cube: Any, points: pd.DataFrame, store_url: str, 
         for q in queries:
             dataset[q]["image"]
         tiles = tiles_touched(cube, points, PATCH)
-        return len(queries), tiles * TIFF_TILE * TIFF_TILE * WINDOW_BYTES / (PATCH * PATCH), tiles
+        return n, tiles * TIFF_TILE * TIFF_TILE * WINDOW_BYTES / (PATCH * PATCH), tiles
 
     out.append(timed("torchgeo RasterDataset, 512 px GeoTIFF", torchgeo))
 
     loader = ReferenceLoader(root / "reference", list(CLIMATE_VARIABLES))
     ids = points["id"].tolist()
     out.append(timed("reference: GeoTIFF per point (image)", lambda: (len([loader.image(i) for i in ids]), 0.0, 0.0)))
-    out[-1].decoded, out[-1].requests = len(ids) * WINDOW_BYTES, len(ids)
     out.append(timed("reference + climate CSV series", lambda: (len([loader.sample(i) for i in ids]), 0.0, 0.0)))
-    out[-1].decoded, out[-1].requests = len(ids) * WINDOW_BYTES, len(ids)
-
-    bands = zarr.open_group(CountingStore(cube.group.store), mode="r")["bands"]
-    CountingStore.requests = 0
+    for row in out[-2:]:
+        row.decoded, row.requests = row.samples * WINDOW_BYTES, row.samples
 
     def naive() -> tuple[int, float, float]:
+        CountingStore.requests = 0
+        bands = zarr.open_group(CountingStore(cube.group.store), mode="r")["bands"]
         for r, c in zip(r0.tolist(), c0.tolist(), strict=True):
             np.asarray(bands[:, r : r + PATCH, c : c + PATCH])
-        return len(r0), chunks_per_window(cube, points) * chunk_bytes, CountingStore.requests
+        return n, chunks_per_window(cube, points) * WINDOW_BYTES, CountingStore.requests  # chunks = window size
 
     out.append(timed("naive zarr, one read per window", naive))
 
-    reader = ShardWindowReader(cube.url, cube.bands, "bands", coalesce_bytes=COALESCE_BYTES)
-
     def cube_windows() -> tuple[int, float, float]:
+        reader = ShardWindowReader(cube.url, cube.bands, "bands", coalesce_bytes=COALESCE_BYTES)
         for b in batches:
             reader.read_windows(r0[b], c0[b], PATCH)
-        return len(r0), reader.decoded_bytes, reader.requests
+        return n, reader.decoded_bytes, reader.requests
 
     out.append(timed("soilnet cube windows (coalesced per shard)", cube_windows))
 
-    blobs = [reader.fetch_chunks(reader.chunks_of(r0[b], c0[b], PATCH)) for b in batches]
-    decoder = ShardWindowReader(cube.url, cube.bands, "bands")
+    fetcher = ShardWindowReader(cube.url, cube.bands, "bands")
+    blobs = [fetcher.fetch_chunks(fetcher.chunks_of(r0[b], c0[b], PATCH)) for b in batches]
 
     def cube_limit() -> tuple[int, float, float]:
+        decoder = ShardWindowReader(cube.url, cube.bands, "bands")
         for b, blob in zip(batches, blobs, strict=True):
             decoder.cut_windows(blob, r0[b], c0[b], PATCH)
-        return len(r0), decoder.decoded_bytes, 0.0
+        return n, decoder.decoded_bytes, 0.0
 
     out.append(timed(LIMIT_LABELLED, cube_limit))
 
-    store = open_point_store(store_url)
     gain, bias = stats
     buffer = np.empty((BATCH, len(BAND_NAMES), PATCH, PATCH), dtype=np.float32)
-    shuffled = np.random.default_rng(1).permutation(len(points))
+    shuffled = np.random.default_rng(1).permutation(n)
     cache: list[np.ndarray] = []
 
     def serve() -> tuple[int, float, float]:
         """One epoch of normalised batches in a global shuffle, cut from the cache in place."""
-        for i in range(0, len(shuffled), BATCH):
+        for i in range(0, n, BATCH):
             idx = shuffled[i : i + BATCH]
             view = buffer[: len(idx)]
-            np.multiply(cache[0][idx], gain, out=view, casting="unsafe")
+            np.multiply(cache[-1][idx], gain, out=view, casting="unsafe")
             view += bias
-        return len(shuffled), 0.0, 0.0
+        return n, 0.0, 0.0
 
     def store_epoch1() -> tuple[int, float, float]:
+        store = open_point_store(store_url)
         cache.append(store.read_all())  # the cache filled shard by shard: one range request per store shard
         serve()
-        return len(points), store.reader.decoded_bytes, store.reader.requests
+        return n, store.reader.decoded_bytes, store.reader.requests
 
     out.append(timed("soilnet point store, epoch 1", store_epoch1))
     out.append(timed("soilnet cache, epoch 2+ (normalised)", serve))
@@ -227,12 +232,12 @@ def labelled_paths(root: Path, cube: Any, points: pd.DataFrame, store_url: str, 
 def ssl_paths(cube: Any, shards: list[tuple[int, int]], stats_raw: tuple) -> list[Row]:
     """SSL windows: K per shard from whole decoded shards, normalised in place, and their decode-only limit."""
     center, spread = stats_raw
-    cutter = ShardWindowCutter(cube, PATCH, center, spread)
     rng = np.random.default_rng(2)
-    corners = [cutter.corners(sy, sx, SSL_PER_SHARD, rng) for sy, sx in shards]
+    corners = [ShardWindowCutter(cube, PATCH).corners(sy, sx, SSL_PER_SHARD, rng) for sy, sx in shards]
     buffer = np.empty((SSL_PER_SHARD, len(BAND_NAMES), PATCH, PATCH), dtype=np.float32)
 
     def ssl() -> tuple[int, float, float]:
+        cutter = ShardWindowCutter(cube, PATCH, center, spread)
         for (sy, sx), (rows, cols) in zip(shards, corners, strict=True):
             cutter.cut(sy, sx, rows, cols, out=buffer)
         return len(shards) * SSL_PER_SHARD, cutter.reader.decoded_bytes, cutter.reader.requests
@@ -240,11 +245,11 @@ def ssl_paths(cube: Any, shards: list[tuple[int, int]], stats_raw: tuple) -> lis
     row = timed("soilnet SSL windows, 64 per shard", ssl, "ssl")
     shard_dir = Path(cube.url) / "bands" / "c" / "0"
     blobs = [(shard_dir / str(sy) / str(sx)).read_bytes() for sy, sx in shards]
-    decoder = ShardWindowReader(cube.url, cube.bands, "bands")
     raw_out = np.empty((SSL_PER_SHARD, len(BAND_NAMES), PATCH, PATCH), dtype=np.int16)
     size = cube.layout.shard
 
     def decode_only() -> tuple[int, float, float]:
+        decoder = ShardWindowReader(cube.url, cube.bands, "bands")
         for (sy, sx), blob, (rows, cols) in zip(shards, blobs, corners, strict=True):
             raw = decoder.decode_shard(blob)
             for k, (r, c) in enumerate(zip((rows - sy * size).tolist(), (cols - sx * size).tolist(), strict=True)):

@@ -111,18 +111,21 @@ class PointStore:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def read(self, index: Sequence[int] | np.ndarray) -> np.ndarray:
-        """(len(index), band, P, P) raw windows of the points at ``index``; one request per shard touched."""
+    def read(self, index: Sequence[int] | np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """(len(index), band, P, P) raw windows of the points at ``index`` (into ``out`` if given), decoded
+        straight into the output; one request per shard touched."""
         index = np.asarray(index, dtype=np.int64)
         if index.size and (index.min() < 0 or index.max() >= len(self)):
             raise IndexError(f"{self.url}: point index out of range 0..{len(self) - 1}")
-        return self.reader.read_windows(np.zeros_like(index), index * self.patch_px, self.patch_px)
+        return self.reader.read_windows(np.zeros_like(index), index * self.patch_px, self.patch_px, out)
 
-    def read_all(self, batch: int = 4096) -> np.ndarray:
-        """Every point's window in store order (the first epoch's fill of a cache), read shard by shard."""
+    def read_all(self) -> np.ndarray:
+        """Every point's window in store order (the first epoch's fill of a cache), one request per store shard."""
         out = np.empty((len(self), len(self.bands), self.patch_px, self.patch_px), dtype=np.int16)
-        for start in range(0, len(self), batch):
-            out[start : start + batch] = self.read(np.arange(start, min(start + batch, len(self))))
+        per_shard = self.reader.layout.shard[1] // self.patch_px
+        for start in range(0, len(self), per_shard):
+            end = min(start + per_shard, len(self))
+            self.read(np.arange(start, end), out[start:end])
         return out
 
 

@@ -261,24 +261,38 @@ class ShardWindowReader:
         except BaseError as exc:
             raise storage.StorageError(f"cannot read {self.where}: {exc}") from exc
 
-    def read_windows(self, row0: Sequence[int], col0: Sequence[int], size: int) -> np.ndarray:
-        """(N, ..., size, size) raw values of windows with top-left corners (row0, col0)."""
-        return self.cut_windows(self.fetch_chunks(self.chunks_of(row0, col0, size)), row0, col0, size)
+    def read_windows(
+        self, row0: Sequence[int], col0: Sequence[int], size: int, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(N, ..., size, size) raw values of windows with top-left corners (row0, col0), into ``out`` if given."""
+        return self.cut_windows(self.fetch_chunks(self.chunks_of(row0, col0, size)), row0, col0, size, out)
 
     def cut_windows(
-        self, blobs: dict[tuple[int, int], bytes], row0: Sequence[int], col0: Sequence[int], size: int
+        self,
+        blobs: dict[tuple[int, int], bytes],
+        row0: Sequence[int],
+        col0: Sequence[int],
+        size: int,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """(N, ..., size, size) windows decoded from compressed chunks already in memory (`fetch_chunks`)."""
+        """(N, ..., size, size) windows decoded from compressed chunks already in memory (`fetch_chunks`).
+
+        ``out`` (C-contiguous, that shape and the array's dtype) receives them when given.
+        """
         row0, col0 = np.asarray(row0, dtype=np.int64), np.asarray(col0, dtype=np.int64)
         lay = self.layout
         iy, ix = lay.inner
-        out = np.full((len(row0), *lay.shape[:-2], size, size), lay.fill_value, dtype=lay.dtype)
+        if out is None:
+            out = np.empty((len(row0), *lay.shape[:-2], size, size), dtype=lay.dtype)
         spans = self._spans(row0, col0, size)
         if _one_chunk_each(row0, col0, size, lay):  # each window is its own whole chunk: decode in place
             for i, key in enumerate(zip((row0 // iy).tolist(), (col0 // ix).tolist(), strict=True)):
                 if key in blobs:
                     self._decode(blobs[key], out[i])
+                else:
+                    out[i] = lay.fill_value
             return out
+        out[...] = lay.fill_value
         decoded = {coords: self._decode(blob) for coords, blob in blobs.items()}
         for i, (r_lo, r_hi, c_lo, c_hi) in enumerate(spans):
             r0, c0 = int(row0[i]), int(col0[i])
