@@ -109,7 +109,7 @@ class CacheFeed:
                 self.on_device = DeviceCache(self.cache, self.stats, self.mask_channel, self.device)
             cache = self.on_device
             return (cache.batch(part[:, 0].astype(np.int64), part[:, 1]) for part in parts)
-        return _prefetched((self._batch(part) for part in parts), self.prefetch)
+        return prefetched((self._batch(part) for part in parts), self.prefetch)
 
     def _batch(self, part: np.ndarray) -> Batch:
         sample = cache_rows(self.cache, part[:, 0].astype(np.int64))
@@ -118,7 +118,7 @@ class CacheFeed:
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items() if v.dtype.kind not in "OUS"}
 
 
-def _prefetched(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:
+def prefetched(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:
     """Iterate `batches`, produced up to `depth` ahead in a background thread (numpy releases the GIL)."""
     if depth < 1:
         yield from batches
