@@ -20,6 +20,7 @@ from soilnet.cli.common import (
 from soilnet.cli.ingest import app as ingest_app
 from soilnet.cli.map import app as map_app
 from soilnet.cli.models import app as models_app
+from soilnet.cli.nightly import app as nightly_app
 from soilnet.cli.serve import serve
 from soilnet.cli.spectra import app as spectra_app
 from soilnet.cli.submit import app as submit_app
@@ -37,6 +38,7 @@ app.add_typer(acquire_app, name="acquire", help="Export Landsat, TerraClimate an
 app.add_typer(ingest_app, name="ingest", help="Ingest GeoTIFF / NetCDF / CSV files into cubes and tables.")
 app.add_typer(map_app, name="map", help="Plan and run continental maps; publish COG, STAC and previews.")
 app.add_typer(models_app, name="models", help="Inspect model recipes.")
+app.add_typer(nightly_app, name="nightly", help="Nightly regeneration: incremental map, gated release, rollback.")
 app.add_typer(spectra_app, name="spectra", help="Soil spectra: library, VAE, NIR->MIR conversion, property models.")
 app.add_typer(submit_app)
 app.add_typer(tracking_app, name="tracking", help="Deliver MLflow tracking calls spooled during an outage.")
