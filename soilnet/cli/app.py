@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -9,6 +10,7 @@ import typer
 
 from soilnet.cli.acquire import app as acquire_app
 from soilnet.cli.common import (
+    DEBUG_ENV,
     ConfigOpt,
     OverwriteOpt,
     SetOpt,
@@ -26,7 +28,6 @@ from soilnet.cli.spectra import app as spectra_app
 from soilnet.cli.submit import app as submit_app
 from soilnet.cli.tracking import app as tracking_app
 from soilnet.cli.train import app as train_app
-from soilnet.logs import setup_logging
 
 app = typer.Typer(
     name="soilnet",
@@ -44,6 +45,16 @@ app.add_typer(submit_app)
 app.add_typer(tracking_app, name="tracking", help="Deliver MLflow tracking calls spooled during an outage.")
 app.add_typer(train_app)
 app.command("serve")(serve)
+
+
+@app.callback()
+def root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback under an error line.")] = False,
+) -> None:
+    """Continental soil-property mapping: data, pretraining, fine-tuning, evaluation, maps."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+
 
 DataOnlyOpt = Annotated[bool, typer.Option("--data-only", help="Only generate, validate and preview the region.")]
 
