@@ -1,6 +1,7 @@
 """End to end through the CLI on generated spectra: ingest -> VAE on Ray Train -> NIR->MIR -> evaluate -> labels.
 
-One flow on local Ray and a local MLflow SQLite store; what it must show: the VAE reconstructs
+One flow with every table, library, run and model on S3 (moto), local Ray and a local MLflow SQLite
+store; what it must show: the VAE reconstructs
 held-out spectra far better than their training mean spectrum, the converter beats a
 mean-spectrum predictor of the measured MIR, every model is scored on the same folds and the
 report ends with the SPECTRA line; spectral labels fill only points without a lab value.
@@ -79,12 +80,13 @@ def invoke(args: list[str]) -> str:
 
 
 @pytest.mark.slow
-def test_spectra_flow_through_the_cli(tmp_path, ray_local) -> None:
-    root = tmp_path / "ws"
+def test_spectra_flow_through_the_cli_on_s3(tmp_path, s3_bucket, ray_local) -> None:
+    root = f"{s3_bucket}/ws"
     config = tmp_path / "spectra.yaml"
-    config.write_text(yaml.safe_dump({"data": {"root": str(root)}, **CONFIG}))
+    tracking = {"uri": f"sqlite:///{tmp_path / 'mlruns.db'}"}
+    config.write_text(yaml.safe_dump({"data": {"root": root}, "tracking": tracking, **CONFIG}))
     points = points_table(150)
-    tables = generate_demo_spectra(points, str(root), seed=1, nir_fraction=0.5)
+    tables = generate_demo_spectra(points, root, seed=1, nir_fraction=0.5)
     common = ["--config", str(config)]
 
     out = invoke(["spectra", "ingest", tables.mir, *common])
@@ -105,8 +107,8 @@ def test_spectra_flow_through_the_cli(tmp_path, ray_local) -> None:
     metrics = read_card(converter_url).metrics
     assert metrics["holdout_conversion_rmse_all"] < metrics["holdout_mean_mir_rmse_all"], metrics
 
-    nir_table = str(root / "spectra_nir.csv")
-    models = ["--vae", vae_url, "--nir", nir_table, "--converter", converter_url]
+    assert vae_url.startswith(s3_bucket) and converter_url.startswith(s3_bucket)
+    models = ["--vae", vae_url, "--nir", tables.nir, "--converter", converter_url]
     out = invoke(["spectra", "evaluate", tables.mir, "--target", "soc_g_kg", "--prefix", "scan_mir.", *models, *common])
     lines = out.strip().splitlines()
     assert "random 3-fold CV" in out  # the CSV has no coordinates: random folds
@@ -120,7 +122,7 @@ def test_spectra_flow_through_the_cli(tmp_path, ray_local) -> None:
 
     lab = points.copy()
     lab.loc[lab.index[:20], "soc_g_kg"] = np.nan
-    points_url = str(root / "points.parquet")
+    points_url = f"{root}/points.parquet"
     write_points(lab, points_url, 3035)
     invoke(["spectra", "label", tables.mir, "--target", "soc_g_kg", "--prefix", "scan_mir.", *common])
     labelled, _ = read_points(points_url)
