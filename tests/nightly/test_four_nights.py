@@ -21,7 +21,7 @@ import yaml
 from typer.testing import CliRunner
 
 from soilnet import storage
-from soilnet.cli.nightly import app
+from soilnet.cli.app import app
 from soilnet.data.climate_cube import create_climate_cube, finish_climate_cube, open_climate_cube, write_climate_block
 from soilnet.nightly.releases import ReleaseStore
 from soilnet.recipes.bundle import save_bundle
@@ -74,7 +74,7 @@ def webhook() -> Iterator[tuple[str, list[dict]]]:
 
 def night(config: Path) -> tuple[int, str]:
     """Run ``soilnet nightly -c config``; (exit code, its output)."""
-    result = CliRunner().invoke(app, ["-c", str(config)])  # the `soilnet nightly` sub-app
+    result = CliRunner().invoke(app, ["nightly", "-c", str(config)])
     return result.exit_code, result.output
 
 
@@ -158,7 +158,7 @@ def test_four_nights(tiny_demo, s3_bucket, mlflow_server, webhook, tmp_path, mon
     assert runs[0].data.params["climate"] == climate
 
     # rollback moves the pointer back to night 1
-    result = CliRunner().invoke(app, ["rollback", "-c", str(config)])
+    result = CliRunner().invoke(app, ["nightly", "rollback", "-c", str(config)])
     assert result.exit_code == 0, result.output
     assert store.latest()["version"] == first["version"]
     assert f"latest -> {first['version']}" in result.output
