@@ -30,9 +30,9 @@ UTILISATION = 0.4
 READER_WINDOW = 14 * 64 * 64
 #: Samples per core-second of each access pattern, as measured by benchmarks/streaming.py --quick.
 READER_RATES: dict[str, float] = {
-    "labelled, epoch 1 (point store)": 4028.0,
-    "labelled, epoch 2+ (cache)": 11846.0,
-    "SSL windows (64 per shard)": 2466.0,
+    "labelled, epoch 1 (point store)": 2512.0,
+    "labelled, epoch 2+ (cache)": 10709.0,
+    "SSL windows (64 per shard)": 2303.0,
 }
 
 Stage = Literal["finetune", "pretrain"]
