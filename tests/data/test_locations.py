@@ -24,7 +24,8 @@ def region(tmp_path_factory):
 def test_labelled_locations_have_folds_and_targets(region):
     points = pd.read_parquet(region.points)
     table = labelled_locations(points, "soc_g_kg", FoldConfig(k=3))
-    assert list(table.columns) == ["id", "x", "y", "date", "target", "fold"]
+    assert list(table.columns) == ["id", "x", "y", "date", "target", "fold", "weight"]
+    assert (table["weight"] == 1.0).all()  # lab values (no spectral label in this table)
     assert set(table["fold"]) == {0, 1, 2}
     np.testing.assert_allclose(table["target"], points["soc_g_kg"].astype(np.float32))
 
