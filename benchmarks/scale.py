@@ -25,8 +25,9 @@ Figures per stage (definitions used throughout):
 - ``requests``: storage requests (one per Zarr key or byte range, one per file opened);
 - ``driver`` / ``actor`` peak: peak resident memory (VmRSS) of the driver and of the largest Ray actor.
 
-The rates a map is made of (input bytes read and decoded per reader CPU-second, pixels written per second,
-seconds per tile) are saved to ``benchmarks/results/scale_rates.json`` for ``soilnet map plan --gpus N``,
+The rates a map is made of (input bytes read and decoded per reader CPU-second and output pixels written
+per writer CPU-second, actor start-up excluded; seconds per tile of a run that selects and skips every
+tile) are saved to ``benchmarks/results/scale_rates.json`` for ``soilnet map plan --gpus N``,
 and the projection table for Europe and the contiguous US is printed from metadata-only continents.
 
     python benchmarks/scale.py [--quick] [--size PX] [--keep DIR]
@@ -183,6 +184,7 @@ class TreeSampler(threading.Thread):
         self.period, self.root = period, os.getpid()
         self.cpu: dict[int, float] = {}
         self.names: dict[int, str] = {}
+        self.init_cpu: dict[int, float] = {}
         self.wchar: dict[int, int] = {}
         self.driver_peak = 0.0
         self.actor_peak: dict[str, float] = {}
@@ -211,8 +213,10 @@ class TreeSampler(threading.Thread):
                 continue
             status, cpu, wchar, name = info
             self.cpu[pid], self.wchar[pid] = cpu, wchar
+            if name.endswith(".__init__"):  # an actor starting: imports and model load, not per-tile work
+                self.init_cpu[pid] = cpu
             if "MapWorker" not in self.names.get(pid, ""):  # an actor keeps its name when it ends
-                self.names[pid] = name
+                self.names[pid] = name.removesuffix(".__init__").removesuffix(".submit")
             rss = int(status.get("VmRSS", "0 kB").split()[0]) / 1024
             if pid == self.root:
                 self.driver_peak = max(self.driver_peak, rss)
@@ -239,11 +243,12 @@ class Stage:
     driver_peak: float = 0.0
     actor_peak: dict[str, float] = field(default_factory=dict)
     cpu_by_name: dict[str, float] = field(default_factory=dict)
+    work_cpu_by_name: dict[str, float] = field(default_factory=dict)
     note: str = ""
 
     def actor_cpu(self, part: str) -> float:
-        """CPU-seconds of the Ray actors whose name holds ``part`` (e.g. ``ReadStage``)."""
-        return sum(c for n, c in self.cpu_by_name.items() if part in n)
+        """CPU-seconds of the Ray actors whose name holds ``part`` (e.g. ``ReadStage``), start-up excluded."""
+        return sum(c for n, c in self.work_cpu_by_name.items() if part in n)
 
 
 @contextmanager
@@ -268,6 +273,8 @@ def measured(name: str, io_dir: str, stages: list[Stage]) -> Iterator[Stage]:
         for pid, c in sampler.cpu.items():
             name = sampler.names[pid]
             stage.cpu_by_name[name] = stage.cpu_by_name.get(name, 0.0) + c - cpu0.get(pid, 0.0)
+            work = c - max(cpu0.get(pid, 0.0), sampler.init_cpu.get(pid, 0.0))
+            stage.work_cpu_by_name[name] = stage.work_cpu_by_name.get(name, 0.0) + work
         stage.cpu = sum(stage.cpu_by_name.values())
         stage.disk_written = sum(w - wchar0.get(p, 0) for p, w in sampler.wchar.items())
         for key in ("read", "written", "requests", "input_read"):
@@ -312,7 +319,7 @@ def rewrite_shard(raster: str, shard_rc: tuple[int, int]) -> tuple[int, int, int
     row0, col0 = min(shard_rc[0], last[0]) * s, min(shard_rc[1], last[1]) * s
     h, w = min(s, cube.grid.height - row0), min(s, cube.grid.width - col0)
     writer = RasterCubeWriter(cube)
-    writer.write_tile(row0, col0, landsat_tile(row0, col0, h, w, seed=1))
+    writer.write_tile(row0, col0, landsat_tile(row0, col0, h, w, seed=1 + int(time.time()) % 100_000))  # a new scene
     writer.finish()
     return row0, col0, h, w
 
@@ -407,21 +414,26 @@ def projection_table(rates: MeasuredRates, root: str, model: str) -> None:
     )
 
 
-def rehearse(root: str, size: int, workers: int, mode: str) -> Outcome:
+def rehearse(root: str, size: int, workers: int, mode: str, reuse: bool = False) -> Outcome:
     """Run every stage, print the per-stage table and return the headline figures."""
     import ray
     from ray.data import DataContext
 
     io_dir = os.path.join(root, "io")
-    os.makedirs(io_dir)
+    os.makedirs(io_dir, exist_ok=True)
     raster_url, climate_url = os.path.join(root, "raster.zarr"), os.path.join(root, "climate.zarr")
     os.environ[IO_DIR_ENV], os.environ[INPUTS_ENV] = io_dir, os.pathsep.join([raster_url, climate_url])
     install_io_counters()
     stages: list[Stage] = []
-    with measured("generate", io_dir, stages) as stage:
-        raster, climate, ratio = generate(root, size, workers)
-        model = save_tiny_bundle(os.path.join(root, "bundle"))
-        stage.note = f"zstd ratio {ratio:.2f}"
+    if reuse and os.path.exists(os.path.join(root, "bundle")):  # a --keep folder whose generation finished
+        raster, climate, model = raster_url, climate_url, os.path.join(root, "bundle")
+        ratio = compression_ratio(landsat_raw(0, 0, 512, 512))
+        print(f"reusing the cubes generated in {root}")
+    else:
+        with measured("generate", io_dir, stages) as stage:
+            raster, climate, ratio = generate(root, size, workers)
+            model = save_tiny_bundle(os.path.join(root, "bundle"))
+            stage.note = f"zstd ratio {ratio:.2f}"
     print(f"generated {size} x {size} px = {size * size:.3g} px; pixels compress {ratio:.2f}x (blosc-zstd 3, shuffle)")
     input_bytes = folder_bytes(raster, climate)
 
@@ -432,14 +444,22 @@ def rehearse(root: str, size: int, workers: int, mode: str) -> Outcome:
             executor="ray", readers=1, predictors=1, cpus_per_actor=0.5, mode=mode,
         )  # fmt: skip
 
-    ray.init(
-        address="local",
-        num_cpus=2,
-        object_store_memory=512 * MIB,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"worker_process_setup_hook": install_io_counters},
-    )
+    for attempt in range(3):  # on a crowded machine the raylet may miss Ray's 30 s start-up window
+        try:
+            ray.init(
+                address="local",
+                num_cpus=2,
+                object_store_memory=512 * MIB,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={"worker_process_setup_hook": install_io_counters},
+            )
+            break
+        except Exception as exc:
+            ray.shutdown()
+            if attempt == 2:
+                raise
+            print(f"Ray did not start ({exc}); retrying")
     DataContext.get_current().enable_progress_bars = False
     try:
         cfg = config("map")
@@ -477,14 +497,15 @@ def rehearse(root: str, size: int, workers: int, mode: str) -> Outcome:
           f"{by['nightly-same'].input_read} B of it ({fraction:.2e})")  # fmt: skip
     m = by["map"]
     plan = prepared.plan
-    print("map stage CPU-s by process: " + ", ".join(f"{n[:50]} {c:.1f}" for n, c in m.cpu_by_name.items() if c > 0.5))
-    busiest = max(m.actor_cpu("ReadStage"), m.actor_cpu("PredictStage"), m.actor_cpu("WriteStage"))
+    work = m.work_cpu_by_name
+    cpu_txt = [f"{n.removeprefix('ray::')[:40]} {c:.1f} ({work[n]:.1f})" for n, c in m.cpu_by_name.items()]
+    print("map stage CPU-s by process (without start-up): " + ", ".join(cpu_txt))
     rates = MeasuredRates(
         source=f"benchmarks/scale.py {time.strftime('%Y-%m-%d')}: {size} x {size} px at 30 m, "
         f"{os.cpu_count()} shared cores",
         read_decode_bytes_per_core_s=plan.input_bytes / max(m.actor_cpu("ReadStage"), 1e-3),
         write_px_per_s=plan.output_px / max(m.actor_cpu("WriteStage"), 1e-3),
-        tile_overhead_s=max(m.wall - busiest, 0.0) / first.tiles,
+        tile_overhead_s=by["nightly-same"].wall / first.tiles,
         cpu_predict_px_per_core_s=plan.output_px / max(m.actor_cpu("PredictStage"), 1e-3),
     )
     print(f"measured rates: {rates.model_dump_json()}")
@@ -518,8 +539,8 @@ def main() -> None:
     size = args.size or (3200 if args.quick else 10240)
     root = args.keep or tempfile.mkdtemp(prefix="scale-")
     try:
-        outcome = rehearse(root, size, args.workers, args.mode)
-        if not args.quick and args.size is None:
+        outcome = rehearse(root, size, args.workers, args.mode, reuse=bool(args.keep))
+        if args.size is None:  # the rates of a standard run (its source names the size) are what plans read
             RATES.parent.mkdir(exist_ok=True)
             save_rates(outcome.rates, RATES)
             print(f"rates saved to {RATES}")
