@@ -89,7 +89,8 @@ def api_client(kubeconfig: str | None = None, context: str | None = None) -> k8s
         except k8s_config.ConfigException:
             log.debug("not in a pod: using the default kubeconfig")
     try:
-        return k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
+        path = kubeconfig or os.environ.get("KUBECONFIG")  # read now, not when kubernetes was imported
+        return k8s_config.new_client_from_config(config_file=path, context=context)
     except (k8s_config.ConfigException, OSError) as exc:
         raise RayJobError(
             f"no usable Kubernetes configuration: {_kubeconfig_problem(kubeconfig, context, exc)}"
