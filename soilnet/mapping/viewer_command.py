@@ -1,4 +1,4 @@
-"""The ``soilnet serve`` command line that opens a map's outputs (logged by the map job, printed by the demo)."""
+"""The ``soilnet serve`` command line that opens a map's outputs (tagged on the map job's run, printed by the demo)."""
 
 from __future__ import annotations
 
