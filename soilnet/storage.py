@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -236,6 +237,23 @@ def open_file(url: str | os.PathLike[str], mode: str = "rb") -> IO[Any]:
     elif not loc.fs.exists(loc.path):
         raise FileNotFoundError(f"{loc.url}: no such file")
     return loc.fs.open(loc.path, mode)
+
+
+def replace_text(url: str | os.PathLike[str], text: str) -> None:
+    """Replace a small text object in one step: readers see the old content or the new, never a part.
+
+    On an object store one PUT is atomic; on disk the text goes to a temporary file that is renamed over it.
+    """
+    loc = resolve(url)
+    if not loc.is_local:
+        with loc.fs.open(loc.path, "w") as f:
+            f.write(text)
+        return
+    Path(loc.path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{loc.path}.{uuid.uuid4().hex}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, loc.path)
 
 
 def makedirs(url: str | os.PathLike[str]) -> None:

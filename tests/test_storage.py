@@ -92,3 +92,26 @@ def test_bad_gcs_key_is_named_without_its_content(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(storage.StorageError, match="GOOGLE_APPLICATION_CREDENTIALS") as err:
         storage.resolve("gs://b/k.tif")
     assert message in str(err.value) and 'private_key"' not in str(err.value)
+
+
+def test_replace_text_is_never_seen_half_written(tmp_path) -> None:
+    """A reader polling a small object while it is replaced sees a whole old or new content, never a part."""
+    import threading
+
+    url = str(tmp_path / "lease.json")
+    storage.replace_text(url, "a" * 4096)
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            with open(url) as f:
+                seen.add(f.read())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for i in range(300):
+        storage.replace_text(url, ("b" if i % 2 else "a") * 4096)
+    stop.set()
+    reader.join()
+    assert seen <= {"a" * 4096, "b" * 4096}

@@ -79,8 +79,8 @@ def read_lease(out: str) -> Lease | None:
 
 def _write(out: str, lease: Lease) -> None:
     url = lease_url(out)
-    with storage.writing(f"{url}: cannot write the map lease"), storage.open_file(url, "w") as f:
-        json.dump(asdict(lease), f)
+    with storage.writing(f"{url}: cannot write the map lease"):
+        storage.replace_text(url, json.dumps(asdict(lease)))
 
 
 def check_lease(out: str, run_id: str, ttl_s: float) -> None:

@@ -19,9 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import posixpath
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,17 +66,8 @@ class ReleaseStore:
     def _write(self, url: str, tree: dict[str, Any]) -> None:
         """Replace a small JSON object in one step: readers see the old or the new content."""
         text = json.dumps(tree, indent=2, sort_keys=True)
-        loc = storage.resolve(url)
         with storage.writing(f"{url}: cannot write"):
-            if not loc.is_local:
-                with storage.open_file(url, "w") as f:  # one PUT: atomic for readers
-                    f.write(text)
-                return
-            os.makedirs(os.path.dirname(loc.path), exist_ok=True)
-            tmp = f"{loc.path}.{uuid.uuid4().hex}.tmp"
-            with open(tmp, "w") as f:
-                f.write(text)
-            os.replace(tmp, loc.path)
+            storage.replace_text(url, text)
 
     def latest(self) -> dict[str, Any] | None:
         """The pointer (what readers see), or None before the first release."""
