@@ -47,7 +47,7 @@ from soilnet.data.normalisation import NormStats, fit_normalisation, normalise_b
 from soilnet.data.stream import torch_collate
 from soilnet.data.stream_config import StreamConfig
 from soilnet.data.workspace import DataConfig
-from soilnet.training.batches import DatasetFeed
+from soilnet.training.batches import StreamBatches
 from soilnet.training.config import OptimConfig
 from soilnet.training.job import fit_recipe, labelled_table, with_target_stats
 from soilnet.training.loop import ModelSpec, WorkerSpec
@@ -133,7 +133,7 @@ def main() -> None:
         batch = {k: torch.from_numpy(first[k]) for k in ("image", "climate", "target")}
         task = RegressionTask(recipe, "mse", 1.0, None, False)
         val = {k: first[k] for k in ("image", "climate", "target")}  # the spec needs validation rows; unused here
-        model = ModelSpec("end_to_end", DatasetFeed("train", stream.batch_size), stats, 2 * steps + 1, val=val)
+        model = ModelSpec("end_to_end", StreamBatches("train", stream.batch_size), stats, 2 * steps + 1, val=val)
         trainer = PlainTrainer(WorkerSpec(task, OptimConfig(), [model], "", 1, stream.batch_size))
         shapes = f"image {tuple(batch['image'].shape)}, climate {tuple(batch['climate'].shape)}"
         print(f"soilnet recipe, {shapes}, {torch.get_num_threads()} torch threads, {steps} streamed steps")

@@ -8,7 +8,7 @@ schedule, gradient clipping, validation on 64 rows every epoch and one torch thr
     tensors in a background thread two batches ahead (`soilnet.training.batches.prefetched`), as
     Ray's ``iter_torch_batches`` prefetches and collates in a thread of its own;
   - ray: `fit` with 1 worker, the rows as a materialised Ray dataset (repeated, not copied, for
-    every epoch) that `train_worker` iterates with ``iter_torch_batches`` (a `DatasetFeed`); it
+    every epoch) that `train_worker` iterates with ``iter_torch_batches`` (a `StreamBatches`); it
     reports and checkpoints every epoch and keeps the best epoch's weights (MLflow off).
 
 Throughput is steady state: the steps after the first epoch, timed at every optimiser step (the
@@ -41,7 +41,7 @@ from soilnet.data.bands import BAND_NAMES, CLIMATE_VARIABLES
 from soilnet.data.normalisation import NormStats
 from soilnet.data.stream import torch_collate
 from soilnet.recipes.recipe import load_recipe
-from soilnet.training.batches import DatasetFeed, prefetched
+from soilnet.training.batches import StreamBatches, prefetched
 from soilnet.training.config import OptimConfig, TrainConfig
 from soilnet.training.loop import ModelSpec, WorkerSpec, make_scheduler, validation_loss
 from soilnet.training.tasks import RegressionTask
@@ -184,7 +184,7 @@ def main() -> None:
     arrays, stats = generated_rows(d.n_bands, d.patch_px, d.n_months, d.n_climate_vars)
     val = {k: v[:64] for k, v in arrays.items()}
     batch_size = 32
-    model = ModelSpec("overhead", DatasetFeed("train", batch_size), stats, steps, val=val)
+    model = ModelSpec("overhead", StreamBatches("train", batch_size), stats, steps, val=val)
     spec = WorkerSpec(
         RegressionTask(recipe, "mse", 1.0, None, False),
         OptimConfig(lr=1e-3),

@@ -1,7 +1,7 @@
 """Training a spectral task on the shared Ray Train loop, tracked in MLflow; returns the best epoch's weights.
 
 The spectra (a few thousand samples x a few thousand points) are put once in the object store and
-cut per worker by `SpectraFeed`; the loop (`soilnet.training.loop`) handles DDP, checkpoints,
+cut per worker by `SpectraBatches`; the loop (`soilnet.training.loop`) handles DDP, checkpoints,
 resumption, the best-K weights and the per-epoch MLflow metrics.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 
 from soilnet import storage
 from soilnet.data.sampling import steps_per_epoch
-from soilnet.spectra.feed import SpectraFeed, no_stats
+from soilnet.spectra.batches import SpectraBatches, no_stats
 from soilnet.tracking.config import TrackingConfig
 from soilnet.tracking.runs import RunTracker
 from soilnet.training.best import best_folder, read_best
@@ -58,7 +58,7 @@ def fit_spectral_task(
     n_samples = len(arrays["counts"])
     model = ModelSpec(
         name=run_name,
-        feed=SpectraFeed(ray.put(arrays), batch_size, train.seed),
+        batches=SpectraBatches(ray.put(arrays), batch_size, train.seed),
         stats=no_stats(n_samples),
         steps_per_epoch=steps or steps_per_epoch(n_samples, train.num_workers, batch_size),
         seed=train.seed,

@@ -1,8 +1,8 @@
 """Where a Ray Train worker takes its batches: a Ray dataset shard, or its slice of a sample cache.
 
-`DatasetFeed` iterates the worker's shard of a named Ray dataset (the streaming pipeline), one
+`StreamBatches` iterates the worker's shard of a named Ray dataset (the streaming pipeline), one
 continuous stream over every epoch (the stream pads each epoch so all shards are even).
-`CacheFeed` cuts the worker's own slice of each epoch's rows out of a sample cache held in the
+`CacheBatches` cuts the worker's own slice of each epoch's rows out of a sample cache held in the
 object store (raw int16, read once by `CachedSource`) and normalises it in a background thread:
 cached folds start inside the worker, with no reader actors to launch per model. Both yield dicts
 of tensors (``image``, ``climate``, ``target``, ``valid``, ...), ``steps`` batches per epoch.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,15 @@ from soilnet.training.device_cache import CacheDevice, DeviceCache
 Batch = dict[str, Any]
 
 
-class DatasetFeed:
+class Batches(Protocol):
+    """What a Ray Train worker iterates: ``steps`` batches of each epoch, the same count on every worker."""
+
+    def epoch(self, epoch: int, steps: int) -> Iterator[Batch]:
+        """The worker's batches of `epoch`."""
+        ...
+
+
+class StreamBatches:
     """The worker's shard of the Ray dataset `name` passed to the trainer, as one stream over every epoch."""
 
     def __init__(self, name: str, batch_size: int, prefetch: int = 2) -> None:
@@ -63,7 +71,7 @@ def cache_rows(cache: dict[str, Any], rows: np.ndarray) -> dict[str, np.ndarray]
     }
 
 
-class CacheFeed:
+class CacheBatches:
     """Each epoch's rows of an epoch table, cut from a cached sample set and normalised in the worker.
 
     ``rows`` holds, per row of the epoch table (`soilnet.data.stream.epoch_table`), the cache
@@ -98,7 +106,7 @@ class CacheFeed:
         if isinstance(self.cache, ray.ObjectRef):
             self.cache = ray.get(self.cache)
         if epoch not in self.rows:
-            raise ValueError(f"epoch {epoch} is not in the feed's epoch table (epochs {sorted(self.rows)})")
+            raise ValueError(f"epoch {epoch} is not in the epoch table of these batches (epochs {sorted(self.rows)})")
         table = self.rows[epoch]
         share = len(table) // world
         mine = table[rank * share : (rank + 1) * share]

@@ -196,7 +196,7 @@ def plan_fold(
     tracker: RunTracker,
     record: dict,
 ) -> tuple[FoldPlan, dict]:
-    """Split a fold's rows, scale the target on its training rows, and prepare its model spec and feed."""
+    """Split a fold's rows, scale the target on its training rows, and prepare its model spec and batches."""
     split = fold_split(
         labelled["fold"].to_numpy(), fold, labelled["x"], labelled["y"], cfg.folds.val_fraction, cfg.folds.seed
     )
@@ -205,10 +205,10 @@ def plan_fold(
     tracker.log_params({"fold": fold, **{f"n_{k}": len(v) for k, v in rows.items()}})
     name = f"fold_{fold}"
     train, stream = job.train, job.stream
-    feed, datasets = source.feed(rows["train"], range(cfg.epochs), train.num_workers, stats, name)
+    batches, datasets = source.batches(rows["train"], range(cfg.epochs), train.num_workers, stats, name)
     model = ModelSpec(
         name=name,
-        feed=feed,
+        batches=batches,
         stats=stats,
         steps_per_epoch=cfg.steps_per_epoch
         or steps_per_epoch(len(rows["train"]), train.num_workers, stream.batch_size),

@@ -3,7 +3,7 @@
 One worker group trains the models of a job one after the other (the K fold models of a
 cross-validation, or the one pretraining model), so workers, process group and data feeds start
 once per job, not once per fold. For each model, each worker takes exactly ``steps_per_epoch``
-micro-batches of its feed per epoch (feeds pad every epoch so shards are even), accumulates
+micro-batches of its batches per epoch (both kinds pad every epoch so shards are even), accumulates
 ``grad_accum_steps`` of them per optimiser step (DDP gradient sync only on the last), runs under
 bf16 autocast on CUDA, and calls ``ray.train.report`` once per epoch (every worker, the same
 number of times); rank 0 attaches a checkpoint, keeps the weights of the model's best K epochs
@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from soilnet.data.normalisation import NormStats
 from soilnet.reproducibility import deterministic_torch
 from soilnet.tracking.runs import RunTracker
-from soilnet.training.batches import CacheFeed, DatasetFeed
+from soilnet.training.batches import Batches
 from soilnet.training.best import best_folder, keep_if_best
 from soilnet.training.config import OptimConfig, TrainConfig
 from soilnet.training.schedule import make_scheduler, set_weight_decay
@@ -44,10 +44,10 @@ StepCallback = Callable[[int, int], None]
 
 @dataclass
 class ModelSpec:
-    """One model of the job: its feed, statistics, steps, validation rows (an object reference) and MLflow run."""
+    """One model of the job: its batches, statistics, steps, validation rows (an object reference) and MLflow run."""
 
     name: str
-    feed: DatasetFeed | CacheFeed
+    batches: Batches
     stats: NormStats
     steps_per_epoch: int
     seed: int = 0
@@ -253,7 +253,7 @@ def _run_epoch(spec: WorkerSpec, run: ModelRun, epoch: int) -> dict[str, float]:
     distributed = isinstance(run.model, DistributedDataParallel)
     run.model.train()
     losses, monitors = [], {}
-    for micro, raw in enumerate(model_spec.feed.epoch(epoch, model_spec.steps_per_epoch)):
+    for micro, raw in enumerate(model_spec.batches.epoch(epoch, model_spec.steps_per_epoch)):
         batch = _to_device(raw, device, model_spec.stats.target_mean, model_spec.stats.target_std)
         last = (micro + 1) % spec.grad_accum_steps == 0 or micro + 1 == model_spec.steps_per_epoch
         sync = run.model.no_sync() if distributed and not last else contextlib.nullcontext()

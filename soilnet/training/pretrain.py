@@ -76,10 +76,10 @@ def run_pretrain(
     source = job.source(unlabelled)
     stats = input_stats(source, unlabelled, job.cubes, cfg.normalisation, stream.seed)
     tracker = job.start_run("pretrain", cfg, {"n_unlabelled": len(unlabelled)})
-    feed, datasets = source.feed(unlabelled, range(cfg.epochs), train.num_workers, stats, MODEL_NAME)
+    batches, datasets = source.batches(unlabelled, range(cfg.epochs), train.num_workers, stats, MODEL_NAME)
     model = ModelSpec(
         name=MODEL_NAME,
-        feed=feed,
+        batches=batches,
         stats=stats,
         steps_per_epoch=cfg.steps_per_epoch or steps_per_epoch(len(unlabelled), train.num_workers, stream.batch_size),
         seed=train.seed,

@@ -4,7 +4,7 @@ Both sources read a location table (`soilnet.data.locations` columns) and offer
 
 - ``read(table)``: decoded samples of the rows, in the driver (normalisation fitting, test
   predictions, baseline features);
-- ``feed(table, epochs, world_size, stats, name)``: the worker-side feed of normalised batches
+- ``batches(table, epochs, world_size, stats, name)``: the worker-side normalised batches
   for Ray Train (`soilnet.training.batches`) and the Ray datasets it needs, every epoch ordered and
   padded by `soilnet.data.stream.epoch_table`, so each worker gets the same number of full
   batches (padding rows have ``valid = 0``).
@@ -32,7 +32,7 @@ from soilnet.data.raster_cube import RasterCube, open_raster_cube
 from soilnet.data.stream import SampleReader, build_dataset, epoch_table
 from soilnet.data.stream_config import StreamConfig
 from soilnet.data.workspace import DataConfig
-from soilnet.training.batches import CacheFeed, DatasetFeed, cache_rows
+from soilnet.training.batches import CacheBatches, StreamBatches, cache_rows
 from soilnet.training.device_cache import CacheDevice
 
 log = logging.getLogger(__name__)
@@ -103,11 +103,11 @@ class CubeSource:
             table, cubes.raster, cubes.climate, self.cfg, epochs, world_size, output="normalised", stats=stats
         )
 
-    def feed(
+    def batches(
         self, table: pd.DataFrame, epochs: Sequence[int], world_size: int, stats: NormStats, name: str
-    ) -> tuple[DatasetFeed, dict[str, Any]]:
-        """The worker feed of `table`'s normalised batches for `epochs`: the shard of Ray dataset `name`."""
-        return DatasetFeed(name, self.cfg.batch_size), {name: self.dataset(table, epochs, world_size, stats)}
+    ) -> tuple[StreamBatches, dict[str, Any]]:
+        """The worker-side batches of `table`'s normalised batches for `epochs`: the shard of Ray dataset `name`."""
+        return StreamBatches(name, self.cfg.batch_size), {name: self.dataset(table, epochs, world_size, stats)}
 
 
 class CachedSource:
@@ -151,16 +151,16 @@ class CachedSource:
         """Decoded samples of every row of `table` (a location table or its columns), in order."""
         return cache_rows(self.cache, self._rows(table))
 
-    def feed(
+    def batches(
         self, table: pd.DataFrame, epochs: Sequence[int], world_size: int, stats: NormStats, name: str
-    ) -> tuple[CacheFeed, dict[str, Any]]:
-        """The worker feed of `table`'s normalised batches for `epochs` (no Ray dataset: cut in the workers)."""
+    ) -> tuple[CacheBatches, dict[str, Any]]:
+        """The worker-side batches of `table`'s normalised batches for `epochs` (no Ray dataset: cut in the workers)."""
         self._rows(table)
         # Cached rows cost nothing to gather: a shard-grouped order buys nothing, shuffle globally.
         order = self.cfg.model_copy(update={"shuffle": "global"}) if self.cfg.shuffle == "shard" else self.cfg
         frame = epoch_table(table[location_columns(table)], order, epochs, world_size, None)
         rows = pd.DataFrame({"row": self._rows(frame), "epoch": frame["epoch"], "valid": frame["valid"]})
-        return CacheFeed(self.ref, rows, stats, self.cfg.mask_channel, self.cfg.batch_size, device=self.device), {}
+        return CacheBatches(self.ref, rows, stats, self.cfg.mask_channel, self.cfg.batch_size, device=self.device), {}
 
 
 #: Where a job's training samples come from.

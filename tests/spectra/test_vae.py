@@ -1,4 +1,4 @@
-"""The spectral VAE, its tasks and feed without Ray: shapes, positives, KL warm-up, the frozen MIR decoder."""
+"""The spectral VAE, its tasks and batches without Ray: shapes, positives, KL warm-up, the frozen MIR decoder."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from soilnet.spectra.batches import SpectraBatches
 from soilnet.spectra.config import ConversionConfig, VAEConfig
-from soilnet.spectra.feed import SpectraFeed
 from soilnet.spectra.tasks import ConversionTask, SpectralVAETask
 from soilnet.training.config import OptimConfig
 
@@ -27,7 +27,7 @@ def test_encoder_decoder_shapes_for_odd_lengths() -> None:
 def test_feed_pairs_two_different_repeats_of_one_sample() -> None:
     views = np.stack([np.full((3, 5), 10.0 * i) + np.arange(3)[:, None] for i in range(6)]).astype(np.float32)
     counts = np.array([3, 3, 2, 1, 3, 2])
-    feed = SpectraFeed({"views": views, "counts": counts, "mir": np.arange(6, dtype=np.float32)[:, None]}, 4, 0)
+    feed = SpectraBatches({"views": views, "counts": counts, "mir": np.arange(6, dtype=np.float32)[:, None]}, 4, 0)
     seen: dict[int, set[int]] = {0: set(), 1: set()}
     for rank in (0, 1):
         for batch in feed.batches(epoch=0, steps=3, rank=rank, world=2):

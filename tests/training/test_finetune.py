@@ -20,18 +20,18 @@ from soilnet.training.samples import CachedSource
 @pytest.mark.slow
 def test_test_fold_rows_never_reach_training_or_normalisation(ray_local, tiny_demo, tiny_recipe, tmp_path, monkeypatch):
     seen: dict[str, list] = {"train": [], "norm": []}
-    feed = CachedSource.feed
+    batches = CachedSource.batches
     fit = job_module.fit_normalisation
 
-    def record_feed(self, table, epochs, world_size, stats, name):
+    def record_batches(self, table, epochs, world_size, stats, name):
         seen["train"].append((table[["id", "x", "y"]].copy(), stats))
-        return feed(self, table, epochs, world_size, stats, name)
+        return batches(self, table, epochs, world_size, stats, name)
 
     def record_fit(table, read, *args, **kwargs):
         seen["norm"].append(table[["x", "y"]].to_numpy(dtype=np.float64))
         return fit(table, read, *args, **kwargs)
 
-    monkeypatch.setattr(CachedSource, "feed", record_feed)
+    monkeypatch.setattr(CachedSource, "batches", record_batches)
     monkeypatch.setattr(job_module, "fit_normalisation", record_fit)
     stream = StreamConfig(batch_size=16, read_batch_size=32, buffer_px=2, n_unlabelled=64, reader_concurrency=1)
     cfg = FinetuneConfig(recipe=tiny_recipe, epochs=1, folds=FoldConfig(k=3), only_folds=[1, 2], stream=stream)

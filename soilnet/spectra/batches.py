@@ -36,7 +36,7 @@ def no_stats(n_rows: int) -> NormStats:
     )
 
 
-class SpectraFeed:
+class SpectraBatches:
     """Each worker's batches of spectra with a positive view per sample (see the module docstring)."""
 
     def __init__(self, arrays: Any, batch_size: int, seed: int) -> None:
