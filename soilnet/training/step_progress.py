@@ -55,7 +55,8 @@ def step_bar(desc: str, poll_s: float = 0.5) -> Iterator[StepCallback | None]:
 
     ensure_ray()
     counter = ray.remote(num_cpus=0)(_StepCounter).remote()
-    bar = tqdm(desc=desc, unit="step", leave=False, dynamic_ncols=True)
+    # drawn on every update (the thread updates at most every poll_s), so the final count is always shown
+    bar = tqdm(desc=desc, unit="step", leave=False, dynamic_ncols=True, mininterval=0)
     stop = threading.Event()
 
     def follow() -> None:
