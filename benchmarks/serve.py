@@ -2,9 +2,10 @@
 
 Publishes a map of one target (a smooth SOC field, its std and the missing-input mask) with the real
 `export_outputs` (tile COGs, VRT mosaic, overview COG, STAC) to a local folder and to a moto S3 server
-on 127.0.0.1, starts the viewer's app (uvicorn, the same app `soilnet serve` runs) on a loopback port for
-each, then requests random Web Mercator tiles of the SOC layer one after another: zoom levels from the
-layer's overview zoom to one past its native zoom, tiles drawn uniformly among those that touch the map.
+on 127.0.0.1 in a process of its own (`s3_server.py`), starts the viewer's app (uvicorn, the same app
+`soilnet serve` runs) on a loopback port for each, then requests random Web Mercator tiles of the SOC
+layer one after another: zoom levels from the layer's overview zoom to one past its native zoom, tiles drawn
+uniformly among those that touch the map.
 Latency is the wall time of one HTTP request (PNG received), after one warm-up request per server.
 
     python benchmarks/serve.py [--quick]
@@ -35,6 +36,8 @@ from soilnet.serve.config import ServeConfig
 from soilnet.serve.server import bind
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' shared fixtures
+from s3_server import start_s3
+
 from tests.fixtures.map_outputs import write_map_outputs
 
 TARGET_P95_MS = 150.0
@@ -70,7 +73,7 @@ def fetch(url: str, tile: morecantile.Tile) -> bytes:
 
 def time_tiles(url: str, tiles: list[morecantile.Tile]) -> tuple[list[float], int, float]:
     """Milliseconds per tile request, how many returned a PNG, and this process's CPU milliseconds per tile
-    (server, client and, for S3, the moto server: all in this process), after one uncounted warm-up request."""
+    (server and client, both in this process; moto runs in its own), after one uncounted warm-up request."""
     fetch(url, tiles[0])
     times, pngs = [], 0
     cpu = time.process_time()
@@ -92,24 +95,6 @@ def summary(name: str, times: list[float], pngs: int, cpu_ms: float) -> float:
     return p95
 
 
-def s3_endpoint() -> tuple[str, object]:
-    """A moto S3 server on loopback with a bucket; endpoint and dummy credentials in the environment."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    os.environ.update(
-        AWS_ENDPOINT_URL=f"http://{host}:{port}",
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench-secret",
-        AWS_REGION="us-east-1",
-    )
-    boto3.client("s3", endpoint_url=f"http://{host}:{port}").create_bucket(Bucket="bench-serve")
-    return "s3://bench-serve", server
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1024 x 1024 px map, 200 tiles each (about 2 minutes).")
@@ -117,14 +102,15 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     side, n = (1024, 200) if args.quick else (6144, 1000)
-    bucket, moto = s3_endpoint()
+    moto = start_s3()  # in its own process: its request handling is not charged to the viewer
+    bucket = "s3://bench"
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as root:
         start = time.perf_counter()
         local = str(Path(root) / "map")
         write_map_outputs(local, side, side, chunk_px=512, blocksize=256)
         print(f"map of {side} x {side} px at 240 m published locally in {time.perf_counter() - start:.0f} s")
         start = time.perf_counter()
-        remote = f"{bucket}/maps/bench"
+        remote = f"{bucket}/maps/serve"
         write_map_outputs(remote, side, side, chunk_px=512, blocksize=256)
         print(f"the same map published to S3 (moto on loopback) in {time.perf_counter() - start:.0f} s")
         p95 = {}
