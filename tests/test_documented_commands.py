@@ -233,19 +233,7 @@ def kubernetes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None
 
     cluster = Cluster()
     cluster.emulator.resources["v1/namespaces"] = {}
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "kmock", "cluster": {"server": cluster.url}}],
-                "users": [{"name": "tester", "user": {}}],
-                "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "tester"}}],
-                "current-context": "kmock",
-            }
-        )
-    )
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     with helm.Chart.load(REPO / "helm" / "soilnet") as chart:
         rendered = chart.render(None, name="soilnet", namespace=NS)

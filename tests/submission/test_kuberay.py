@@ -49,23 +49,28 @@ class Cluster:
         self.loop.call_soon_threadsafe(self.stop.set)
         self.thread.join(10)
 
+    def write_kubeconfig(self, path: Path, namespace: str | None = None) -> Path:
+        """A kubeconfig at `path` whose current context is this cluster (and `namespace`, if given)."""
+        context = {"cluster": "kmock", "user": "tester"} | ({"namespace": namespace} if namespace else {})
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "kmock", "cluster": {"server": self.url}}],
+                    "users": [{"name": "tester", "user": {}}],
+                    "contexts": [{"name": "kmock", "context": context}],
+                    "current-context": "kmock",
+                }
+            )
+        )
+        return path
+
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[Cluster, k8s.ApiClient, Path]]:
     c = Cluster()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "kmock", "cluster": {"server": c.url}}],
-                "users": [{"name": "tester", "user": {}}],
-                "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "tester", "namespace": NS}}],
-                "current-context": "kmock",
-            }
-        )
-    )
+    kubeconfig = c.write_kubeconfig(tmp_path / "kubeconfig", NS)
     api = kuberay.api_client(str(kubeconfig))
     yield c, api, kubeconfig
     api.close()
