@@ -428,6 +428,7 @@ def rehearse(root: str, size: int, workers: int, mode: str, reuse: bool = False)
     if reuse and os.path.exists(os.path.join(root, "bundle")):  # a --keep folder whose generation finished
         raster, climate, model = raster_url, climate_url, os.path.join(root, "bundle")
         ratio = compression_ratio(landsat_raw(0, 0, 512, 512))
+        shutil.rmtree(os.path.join(root, "map"), ignore_errors=True)  # the map stage starts from nothing again
         print(f"reusing the cubes generated in {root}")
     else:
         with measured("generate", io_dir, stages) as stage:
