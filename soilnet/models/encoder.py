@@ -80,6 +80,15 @@ class ImageEncoder(nn.Module, abc.ABC):
     def dense_features(self, tile: torch.Tensor) -> torch.Tensor:
         """Unpooled features (B, D, H / cell, W / cell) of a tile."""
 
+    @property
+    @abc.abstractmethod
+    def stage_channels(self) -> list[int]:
+        """Channels of each feature stage that `stage_features` returns."""
+
+    @abc.abstractmethod
+    def stage_features(self, tile: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps (B, C_s, H_s, W_s) of the encoder's stages, fine to coarse (INR inputs)."""
+
     def finish_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
         """What the encoder applies after pooling (channels last); identity unless overridden."""
         return pooled

@@ -33,6 +33,7 @@ class SoilNetModel(nn.Module):
         n_targets: int = 1,
         uncertainty: bool = False,
         dropout: float = 0.0,
+        image_dim: int | None = None,
     ) -> None:
         super().__init__()
         if image_encoder is None and climate_encoder is None:
@@ -41,8 +42,9 @@ class SoilNetModel(nn.Module):
         self.climate_encoder = climate_encoder
         widths = []
         if image_encoder is not None:
-            self.image_branch = _branch(image_encoder.out_dim, branch_dim)
-            widths.append(branch_dim or image_encoder.out_dim)
+            image_dim = image_dim or image_encoder.out_dim  # an INR feeds its own embedding width
+            self.image_branch = _branch(image_dim, branch_dim)
+            widths.append(branch_dim or image_dim)
         if climate_encoder is not None:
             self.climate_branch = _branch(climate_encoder.out_dim, branch_dim)
             widths.append(branch_dim or climate_encoder.out_dim)

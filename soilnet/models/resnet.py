@@ -33,14 +33,28 @@ class ResNetEncoder(ImageEncoder):
         self.glam = GLAM(layer2_channels) if glam else None
         self.out_dim = int(self.backbone.num_features)
 
-    def dense_features(self, tile: torch.Tensor) -> torch.Tensor:
-        """Feature map (B, out_dim, H / 32, W / 32) before global pooling."""
+    @property
+    def stage_channels(self) -> list[int]:
+        """Channels of layer1..layer4 (timm's feature stages 1-4, strides 4 to 32)."""
+        return [int(info["num_chs"]) for info in self.backbone.feature_info[1:5]]
+
+    def stage_features(self, tile: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps of layer1..layer4 (GLAM after layer 2), strides 4, 8, 16 and 32."""
         net = self.backbone
-        x = net.maxpool(net.act1(net.bn1(net.conv1(tile))))
-        x = net.layer2(net.layer1(x))
+        x = net.layer1(net.maxpool(net.act1(net.bn1(net.conv1(tile)))))
+        stages = [x]
+        x = net.layer2(x)
         if self.glam is not None:
             x = self.glam(x)
-        return net.layer4(net.layer3(x))
+        stages.append(x)
+        for layer in (net.layer3, net.layer4):
+            x = layer(x)
+            stages.append(x)
+        return stages
+
+    def dense_features(self, tile: torch.Tensor) -> torch.Tensor:
+        """Feature map (B, out_dim, H / 32, W / 32) before global pooling."""
+        return self.stage_features(tile)[-1]
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Pooled features (B, out_dim)."""

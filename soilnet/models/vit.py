@@ -63,6 +63,24 @@ class ViTEncoder(ImageEncoder):
         grid = self.tokens(tile).reshape(b, h // self.cell, w // self.cell, -1)
         return grid.permute(0, 3, 1, 2)
 
+    @property
+    def stage_channels(self) -> list[int]:
+        """Token width of each stage: the outputs of up to 4 evenly spaced blocks, the last included."""
+        return [int(self.backbone.num_features)] * len(self.stage_blocks)
+
+    @property
+    def stage_blocks(self) -> list[int]:
+        """Indices of the blocks whose token grids are the stages (up to 4, evenly spaced, the last included)."""
+        depth = len(self.backbone.blocks)
+        n = min(4, depth)
+        return sorted({depth - 1 - round(i * depth / n) for i in range(n)})
+
+    def stage_features(self, tile: torch.Tensor) -> list[torch.Tensor]:
+        """Token grids (B, embed_dim, H / patch, W / patch) after each stage block (timm intermediates)."""
+        return self.backbone.forward_intermediates(
+            tile, indices=self.stage_blocks, output_fmt="NCHW", intermediates_only=True
+        )
+
     def finish_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
         """The norm timm applies after mean pooling."""
         return self.backbone.fc_norm(pooled)
