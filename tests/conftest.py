@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.fixtures.multinode"]  # multinode_cluster: a head and two worker nodes (C4)
+
 os.environ.setdefault("SOILNET_PROGRESS", "0")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -70,20 +72,9 @@ def ray_local(s3_endpoint: str) -> Iterator[None]:
     """
     import ray
 
-    ray.init(
-        address="local",
-        num_cpus=2,
-        object_store_memory=512 * 2**20,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    try:
-        from ray.data import DataContext
+    from tests.fixtures.local_ray import start_local_ray
 
-        DataContext.get_current().enable_progress_bars = False
-    except ImportError:
-        pass
+    start_local_ray()
     yield
     ray.shutdown()
 
