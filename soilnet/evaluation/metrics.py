@@ -10,6 +10,13 @@ Formulas (y observed, p predicted), as in REFERENCE.md:
 Undefined values are NaN rather than an error, so one degenerate fold does not abort a
 cross-validation: R2 and CCC when the observed values are constant, RPIQ when RMSE is 0 and
 the observed interquartile range too (RPIQ is +inf for a perfect fit of spread-out values).
+
+Per-fold tables (contract C3) have the columns ``model``, ``target``, ``fold``, ``n`` and one numeric
+column per metric: the regression metrics here, the classification metrics of
+`soilnet.evaluation.classification` (``CLASSIFICATION_METRIC_NAMES``), or any other numeric column a
+scorer adds (such as interval coverage). Tables of several targets and kinds are concatenated; a
+metric that is NaN in every fold of a (target, model) is left out of its summary unless it belongs
+to that target's kind. The comparison table has one row block per target.
 """
 
 from __future__ import annotations
@@ -21,7 +28,10 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 METRIC_NAMES: tuple[str, ...] = ("rmse", "mae", "me", "r2", "ccc", "rpiq")
-"""Metric names in the order of every table."""
+"""Regression metric names in the order of every table."""
+
+CLASSIFICATION_METRIC_NAMES: tuple[str, ...] = ("accuracy", "balanced_accuracy", "macro_f1", "log_loss")
+"""Classification metric names in table order (computed in `soilnet.evaluation.classification`)."""
 
 HIGHER_IS_BETTER: dict[str, bool] = {
     "rmse": False,
@@ -30,14 +40,21 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "r2": True,
     "ccc": True,
     "rpiq": True,
+    "accuracy": True,
+    "balanced_accuracy": True,
+    "macro_f1": True,
+    "log_loss": False,
 }
 """Direction of each metric, for model selection (``me`` is best at 0)."""
+
+#: Identifying columns of a per-fold table; every other numeric column is a metric.
+ID_COLUMNS: tuple[str, ...] = ("model", "target", "fold", "n")
 
 
 def is_better(metric: str, candidate: float, current: float) -> bool:
     """True if `candidate` strictly beats `current` on `metric` (``me`` compares |bias|)."""
     if metric not in HIGHER_IS_BETTER:
-        raise ValueError(f"unknown metric {metric!r}; expected one of {list(METRIC_NAMES)}")
+        raise ValueError(f"unknown metric {metric!r}; expected one of {list(HIGHER_IS_BETTER)}")
     if metric == "me":
         return abs(candidate) < abs(current)
     return candidate > current if HIGHER_IS_BETTER[metric] else candidate < current
@@ -132,11 +149,13 @@ def regression_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]
     return {name: METRICS[name](y, p) for name in METRIC_NAMES}
 
 
-def per_fold_metrics(y_true: ArrayLike, y_pred: ArrayLike, fold_ids: ArrayLike, model: str) -> pd.DataFrame:
+def per_fold_metrics(
+    y_true: ArrayLike, y_pred: ArrayLike, fold_ids: ArrayLike, model: str, target: str = ""
+) -> pd.DataFrame:
     """Metrics of out-of-fold predictions, one row per fold.
 
-    Columns: ``model``, ``fold``, ``n`` and one column per metric. Each fold needs at
-    least 2 points.
+    Columns: ``model``, ``target`` (the output's name; empty when the caller has a single unnamed
+    target), ``fold``, ``n`` and one column per metric. Each fold needs at least 2 points.
     """
     y, p = check_pair(y_true, y_pred)
     folds = np.asarray(fold_ids)
@@ -149,57 +168,105 @@ def per_fold_metrics(y_true: ArrayLike, y_pred: ArrayLike, fold_ids: ArrayLike, 
             values = regression_metrics(y[mask], p[mask])
         except ValueError as exc:
             raise ValueError(f"model {model!r}, fold {fold}: {exc}") from exc
-        rows.append({"model": model, "fold": int(fold), "n": int(mask.sum()), **values})
-    return pd.DataFrame(rows, columns=["model", "fold", "n", *METRIC_NAMES])
+        rows.append({"model": model, "target": target, "fold": int(fold), "n": int(mask.sum()), **values})
+    return pd.DataFrame(rows, columns=[*ID_COLUMNS, *METRIC_NAMES])
+
+
+def metric_columns(per_fold: pd.DataFrame) -> list[str]:
+    """The metric columns of a per-fold table in table order: regression, classification, then the others.
+
+    Every numeric column that is not an identifying one (`ID_COLUMNS`) is a metric.
+    """
+    numeric = [c for c in per_fold.columns if c not in ID_COLUMNS and pd.api.types.is_numeric_dtype(per_fold[c])]
+    known = [m for m in (*METRIC_NAMES, *CLASSIFICATION_METRIC_NAMES) if m in numeric]
+    return known + [c for c in numeric if c not in known]
+
+
+def _with_target(per_fold: pd.DataFrame) -> pd.DataFrame:
+    """The table with a ``target`` column of strings (empty for tables written before targets were named)."""
+    targets = per_fold["target"] if "target" in per_fold.columns else pd.Series("", index=per_fold.index)
+    return per_fold.assign(target=targets.fillna("").astype(str))
+
+
+def mean_std(long: pd.DataFrame, keys: list[str], ddof: int = 1) -> pd.DataFrame:
+    """Mean, std (``ddof``) and count of the non-NaN ``value`` per group of `keys` (groups in order of appearance)."""
+    grouped = long.groupby(keys, sort=False)["value"]
+    return grouped.agg(mean="mean", std=lambda v: v.std(ddof=ddof), n_folds="count").reset_index()
 
 
 def summarise_folds(per_fold: pd.DataFrame, ddof: int = 1) -> pd.DataFrame:
-    """Tidy mean and standard deviation over folds of each model and metric.
+    """Tidy mean and standard deviation over folds of each target, model and metric.
 
-    `per_fold` has the columns of `per_fold_metrics` (several models may be concatenated).
-    Returns one row per (model, metric) with ``mean``, ``std`` (``ddof`` 1 by default: the
-    sample standard deviation over folds; NaN with a single fold) and ``n_folds``, the
-    number of folds where the metric is defined (NaN values are skipped). Models keep their
-    order of first appearance.
+    `per_fold` has the columns of `per_fold_metrics` or of
+    `soilnet.evaluation.classification.per_fold_classification` (several models and targets may be
+    concatenated). Returns one row per (target, model, metric) with ``mean``, ``std`` (``ddof`` 1 by
+    default: the sample standard deviation over folds; NaN with a single fold) and ``n_folds``, the
+    number of folds where the metric is defined (NaN values are skipped). A metric undefined in every
+    fold of a (target, model) is left out unless it is one of the metrics of that target's kind
+    (classification when it has classification metrics). Targets, then models, keep their order of
+    first appearance.
     """
-    missing = [c for c in ("model", "fold", *METRIC_NAMES) if c not in per_fold.columns]
+    missing = [c for c in ("model", "fold") if c not in per_fold.columns]
     if missing:
         raise ValueError(f"per-fold table lacks column(s) {missing}")
+    metrics = metric_columns(per_fold)
+    if not metrics:
+        raise ValueError(f"per-fold table has no metric column (columns: {list(per_fold.columns)})")
     if per_fold.empty:
         raise ValueError("per-fold table is empty")
-    duplicated = per_fold.duplicated(["model", "fold"])
+    table = _with_target(per_fold)
+    duplicated = table.duplicated(["target", "model", "fold"])
     if duplicated.any():
-        row = per_fold.loc[duplicated].iloc[0]
-        raise ValueError(f"per-fold table repeats model {row['model']!r}, fold {row['fold']}")
-    long = per_fold.melt(id_vars=["model", "fold"], value_vars=list(METRIC_NAMES), var_name="metric")
-    grouped = long.groupby(["model", "metric"], sort=False)["value"]
-    summary = grouped.agg(mean="mean", std=lambda v: v.std(ddof=ddof), n_folds="count").reset_index()
-    summary["metric"] = pd.Categorical(summary["metric"], categories=METRIC_NAMES, ordered=True)
-    model_order = list(dict.fromkeys(per_fold["model"]))
-    summary["model"] = pd.Categorical(summary["model"], categories=model_order, ordered=True)
-    summary = summary.sort_values(["model", "metric"]).reset_index(drop=True)
-    summary["model"] = summary["model"].astype(str)
-    summary["metric"] = summary["metric"].astype(str)
-    return summary
+        row = table.loc[duplicated].iloc[0]
+        where = f"target {row['target']!r}, " if row["target"] else ""
+        raise ValueError(f"per-fold table repeats {where}model {row['model']!r}, fold {row['fold']}")
+    long = table.melt(id_vars=["target", "model", "fold"], value_vars=metrics, var_name="metric")
+    summary = mean_std(long, ["target", "model", "metric"], ddof)
+    scored = table.reindex(columns=list(CLASSIFICATION_METRIC_NAMES)).notna().any(axis=1)
+    classifying = set(zip(table.loc[scored, "target"], table.loc[scored, "model"], strict=True))
+    own = [
+        m in (CLASSIFICATION_METRIC_NAMES if (t, model) in classifying else METRIC_NAMES)
+        for t, model, m in zip(summary["target"], summary["model"], summary["metric"], strict=True)
+    ]
+    summary = summary[(summary["n_folds"] > 0) | np.asarray(own, dtype=bool)]
+    for column, order in (
+        ("target", list(dict.fromkeys(table["target"]))),
+        ("model", list(dict.fromkeys(table["model"]))),
+        ("metric", metrics),
+    ):
+        summary[column] = pd.Categorical(summary[column], categories=order, ordered=True)
+    summary = summary.sort_values(["target", "model", "metric"]).reset_index(drop=True)
+    return summary.astype({"target": str, "model": str, "metric": str})
 
 
-def comparison_frame(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """Wide table of ``"mean ± std"`` strings: one row per model, one column per metric."""
+def comparison_frame(summary: pd.DataFrame, digits: int = 3, target: str | None = None) -> pd.DataFrame:
+    """Wide table of ``"mean ± std"`` strings of one target: one row per model, one column per metric.
+
+    `target` may be omitted when the summary holds a single target; an empty cell is a metric the
+    model was not scored on (such as interval coverage of a model without intervals).
+    """
     missing = [c for c in ("model", "metric", "mean", "std") if c not in summary.columns]
     if missing:
         raise ValueError(f"summary table lacks column(s) {missing}")
-    cells = summary.assign(
-        cell=[f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(summary["mean"], summary["std"], strict=True)]
+    summary = _with_target(summary)
+    targets = list(dict.fromkeys(summary["target"]))
+    if target is None and len(targets) > 1:
+        raise ValueError(f"summary holds several targets {targets}: name the one to tabulate")
+    target = targets[0] if target is None else target
+    if target not in targets:
+        raise ValueError(f"summary has no target {target!r} (targets: {targets})")
+    block = summary[summary["target"] == target]
+    cells = block.assign(
+        cell=[f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(block["mean"], block["std"], strict=True)]
     )
-    wide = cells.pivot(index="model", columns="metric", values="cell")
-    order = list(dict.fromkeys(summary["model"]))
-    columns = [m for m in METRIC_NAMES if m in wide.columns]
+    wide = cells.pivot(index="model", columns="metric", values="cell").fillna("")
+    order = list(dict.fromkeys(block["model"]))
+    columns = list(dict.fromkeys(block["metric"]))
     return wide.loc[order, columns].rename_axis(index="model", columns=None)
 
 
-def format_comparison(summary: pd.DataFrame, digits: int = 3) -> str:
-    """Plain-text comparison table across models (rows) of metric mean ± std (columns)."""
-    wide = comparison_frame(summary, digits).reset_index()
+def _aligned(wide: pd.DataFrame) -> list[str]:
+    """Text lines of a wide table: header, rule, one line per row; first column left-aligned, others right."""
     header = [str(c) for c in wide.columns]
     body = [[str(v) for v in row] for row in wide.itertuples(index=False)]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
@@ -210,4 +277,18 @@ def format_comparison(summary: pd.DataFrame, digits: int = 3) -> str:
         return "  ".join([first, *rest])
 
     rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), rule, *(line(r) for r in body)])
+    return [line(header), rule, *(line(r) for r in body)]
+
+
+def format_comparison(summary: pd.DataFrame, digits: int = 3) -> str:
+    """Plain-text comparison across models (rows) of metric mean ± std (columns), one block per target.
+
+    Each named target's block starts with a ``target: <name>`` line; a summary of one unnamed
+    target is a single block without that line.
+    """
+    summary = _with_target(summary)
+    blocks = []
+    for target in dict.fromkeys(summary["target"]):
+        lines = _aligned(comparison_frame(summary, digits, target).reset_index())
+        blocks.append("\n".join([f"target: {target}", *lines] if target else lines))
+    return "\n\n".join(blocks)

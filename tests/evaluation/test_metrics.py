@@ -113,7 +113,8 @@ def _per_fold_tables() -> pd.DataFrame:
 
 def test_per_fold_metrics_rows():
     table = _per_fold_tables()
-    assert list(table.columns) == ["model", "fold", "n", *metrics.METRIC_NAMES]
+    assert list(table.columns) == ["model", "target", "fold", "n", *metrics.METRIC_NAMES]
+    assert (table["target"] == "").all()
     assert table["fold"].tolist() == [0, 1, 2, 0, 1, 2]
     assert (table["n"] == 30).all()
 
@@ -142,7 +143,9 @@ def test_summary_is_mean_and_sample_std_over_folds():
 
 def test_summary_rejects_incomplete_tables():
     with pytest.raises(ValueError, match="lacks column"):
-        metrics.summarise_folds(pd.DataFrame({"model": ["a"], "fold": [0], "rmse": [1.0]}))
+        metrics.summarise_folds(pd.DataFrame({"fold": [0], "rmse": [1.0]}))
+    with pytest.raises(ValueError, match="no metric column"):
+        metrics.summarise_folds(pd.DataFrame({"model": ["a"], "fold": [0], "note": ["x"]}))
     table = _per_fold_tables()
     with pytest.raises(ValueError, match="repeats model 'vit', fold 0"):
         metrics.summarise_folds(pd.concat([table, table.iloc[:1]]))
