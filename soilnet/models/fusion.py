@@ -50,16 +50,20 @@ class SoilNetModel(nn.Module):
             widths.append(branch_dim or climate_encoder.out_dim)
         self.head = RegressionHead(sum(widths), head_hidden, n_targets, uncertainty, dropout)
 
-    def fuse(
-        self, image_features: torch.Tensor | None, climate_features: torch.Tensor | None
-    ) -> dict[str, torch.Tensor]:
-        """Head output from encoder features (N, D_image) and/or (N, D_climate)."""
+    def embed(self, image_features: torch.Tensor | None, climate_features: torch.Tensor | None) -> torch.Tensor:
+        """The fused embedding the head reads (N, D): the projected branch features, concatenated."""
         parts = []
         if self.image_encoder is not None:
             parts.append(self.image_branch(image_features))
         if self.climate_encoder is not None:
             parts.append(self.climate_branch(climate_features))
-        return self.head(torch.cat(parts, dim=-1))
+        return torch.cat(parts, dim=-1)
+
+    def fuse(
+        self, image_features: torch.Tensor | None, climate_features: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        """Head output from encoder features (N, D_image) and/or (N, D_climate)."""
+        return self.head(self.embed(image_features, climate_features))
 
     def encode_climate(self, climate: torch.Tensor | None, missing: torch.Tensor | None) -> torch.Tensor | None:
         """Climate features (B, D), or None for an image-only model."""
