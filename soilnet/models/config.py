@@ -95,6 +95,46 @@ class ClimateEncoderConfig(StrictModel):
         return self
 
 
+class InrConfig(StrictModel):
+    """A LIIF-style implicit neural representation over the image encoder's stages (MISO; `soilnet.models.inr`)."""
+
+    dim: int = Field(256, ge=8, description="Embedding width of a query point (MISO: 1024).")
+    hidden: int = Field(256, ge=8, description="Hidden width of each stage's MLP over [cell feature, offset].")
+
+
+class LocationConfig(StrictModel):
+    """Multi-scale sinusoidal location encoder (`soilnet.models.location`), used by the geo-contrastive terms."""
+
+    kind: Literal["grid", "sphere"] = Field(
+        "sphere",
+        description="grid: Space2Vec grid cells of projected x/y (MISO); sphere: the same scales over lon/lat "
+        "as 3-D unit vectors, no seam at +-180 degrees.",
+    )
+    n_scales: int = Field(64, ge=1, description="Number of wavelengths (MISO: 64, giving 256 values for x/y).")
+    min_wavelength_m: float = Field(1_000.0, gt=0, description="Shortest wavelength in metres.")
+    max_wavelength_m: float = Field(4_000_000.0, gt=0, description="Longest wavelength in metres.")
+    hidden: int = Field(256, ge=8, description="Width of the residual MLP.")
+    n_blocks: int = Field(3, ge=0, description="Residual blocks (ReLU, dropout, LayerNorm) of the MLP.")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout inside the residual blocks.")
+    epsg: int | None = Field(
+        None,
+        description="CRS of the x/y the samples carry; the sphere variant converts them to lon/lat. None: the "
+        "raster cube's, set when a training job loads the recipe.",
+    )
+    pixel_m: float | None = Field(
+        None,
+        gt=0,
+        description="Raster pixel size in metres (places query points around a sample's x/y). None: the raster "
+        "cube's, set when a training job loads the recipe.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LocationConfig:
+        if self.max_wavelength_m < self.min_wavelength_m:
+            raise ValueError("location.max_wavelength_m must be >= location.min_wavelength_m")
+        return self
+
+
 class HeadConfig(StrictModel):
     """The regression head after fusion."""
 
@@ -116,9 +156,21 @@ class ModelConfig(StrictModel):
         "None feeds encoder features to the head directly (Tresson head).",
     )
     head: HeadConfig = Field(default_factory=HeadConfig, description="Regression head.")
+    inr: InrConfig | None = Field(
+        None,
+        description="Predict at continuous points through an INR over the image encoder's stages (MISO); "
+        "None: pooled window features.",
+    )
+    location: LocationConfig | None = Field(
+        None, description="Location encoder for the geo-contrastive terms (needs inr); None: none."
+    )
 
     @model_validator(mode="after")
     def _some_branch(self) -> ModelConfig:
         if self.image is None and self.climate is None:
             raise ValueError("model needs at least one of 'image' or 'climate'")
+        if self.inr is not None and self.image is None:
+            raise ValueError("model.inr needs model.image (it queries the image encoder's stages)")
+        if self.location is not None and self.inr is None:
+            raise ValueError("model.location needs model.inr (locations of query points)")
         return self

@@ -7,9 +7,12 @@ import logging
 from torch import nn
 
 from soilnet.models.climate import RNNClimateEncoder, TransformerClimateEncoder
-from soilnet.models.config import ClimateEncoderConfig, ImageEncoderConfig, ModelConfig
+from soilnet.models.config import ClimateEncoderConfig, ImageEncoderConfig, LocationConfig, ModelConfig
 from soilnet.models.encoder import ImageEncoder
 from soilnet.models.fusion import SoilNetModel
+from soilnet.models.inr import LIIF
+from soilnet.models.inr_model import INRSoilModel
+from soilnet.models.location import LocationEncoder
 from soilnet.models.resnet import ResNetEncoder
 from soilnet.models.vit import ViTEncoder
 
@@ -72,19 +75,46 @@ def build_climate_encoder(
     )
 
 
-def build_model(cfg: ModelConfig, n_bands: int, n_climate_vars: int, n_months: int) -> SoilNetModel:
-    """A `SoilNetModel` for the configuration and data shapes; logs its parameter counts."""
+def build_location_encoder(cfg: LocationConfig, out_dim: int) -> LocationEncoder:
+    """The configured location encoder with embeddings of width `out_dim`."""
+    return LocationEncoder(
+        cfg.kind,
+        cfg.n_scales,
+        cfg.min_wavelength_m,
+        cfg.max_wavelength_m,
+        cfg.hidden,
+        cfg.n_blocks,
+        out_dim,
+        cfg.dropout,
+    )
+
+
+def build_inr_model(
+    cfg: ModelConfig,
+    image: ImageEncoder,
+    climate: nn.Module | None,
+    window: int,
+    head: dict,
+) -> INRSoilModel:
+    """The INR model of `cfg` (``cfg.inr`` set); its location encoder matches the fused width the head reads."""
+    inr = LIIF(image.stage_channels, cfg.inr.hidden, cfg.inr.dim)
+    location = None
+    if cfg.location is not None:
+        fused = (cfg.branch_dim or inr.out_dim) + (0 if climate is None else cfg.branch_dim or climate.out_dim)
+        location = build_location_encoder(cfg.location, fused)
+    return INRSoilModel(image, climate, inr, window, cfg.branch_dim, cfg.head.hidden, location, **head)
+
+
+def build_model(cfg: ModelConfig, n_bands: int, n_climate_vars: int, n_months: int, window: int = 64) -> SoilNetModel:
+    """A `SoilNetModel` (an `INRSoilModel` with ``cfg.inr``, on `window` px windows) for the configuration
+    and data shapes; logs its parameter counts."""
     image = build_image_encoder(cfg.image, n_bands) if cfg.image is not None else None
     climate = build_climate_encoder(cfg.climate, n_climate_vars, n_months) if cfg.climate is not None else None
-    model = SoilNetModel(
-        image,
-        climate,
-        cfg.branch_dim,
-        cfg.head.hidden,
-        n_targets=cfg.head.n_targets,
-        uncertainty=cfg.head.uncertainty,
-        dropout=cfg.head.dropout,
-    )
+    head = dict(n_targets=cfg.head.n_targets, uncertainty=cfg.head.uncertainty, dropout=cfg.head.dropout)
+    if cfg.inr is not None:
+        model: SoilNetModel = build_inr_model(cfg, image, climate, window, head)
+    else:
+        model = SoilNetModel(image, climate, cfg.branch_dim, cfg.head.hidden, **head)
     log.info(
         "model: %d parameters (%d trainable); image %d, climate %d, head %d",
         count_parameters(model),

@@ -49,7 +49,7 @@ class RecipeConfig(StrictModel):
     def build_model(self) -> SoilNetModel:
         """The recipe's supervised model for its data shapes."""
         d = self.data
-        return build_model(self.model, d.n_bands, d.n_climate_vars, d.n_months)
+        return build_model(self.model, d.n_bands, d.n_climate_vars, d.n_months, window=d.patch_px)
 
 
 def load_recipe(url: str | os.PathLike[str]) -> RecipeConfig:

@@ -48,6 +48,10 @@ def fit_recipe(recipe_url: str, inputs: CubeInputs, stream: StreamConfig) -> tup
     n_bands = len(inputs.bands) + int(stream.mask_channel)
     data = recipe.data.model_copy(update={"n_bands": n_bands, "n_climate_vars": len(inputs.variables)})
     recipe = recipe.model_copy(update={"data": data})
+    if recipe.model.location is not None:  # where the samples' x/y and query offsets are
+        grid = inputs.raster.grid
+        location = recipe.model.location.model_copy(update={"epsg": grid.epsg, "pixel_m": grid.res})
+        recipe = recipe.model_copy(update={"model": recipe.model.model_copy(update={"location": location})})
     stream = stream.model_copy(update={"patch_px": recipe.data.patch_px, "months": recipe.data.n_months})
     return RecipeConfig.model_validate(recipe.model_dump()), stream
 
