@@ -4,6 +4,8 @@ A bundle is a folder at a URL (local path or ``s3://``) holding
 
 - ``recipe.yaml``: the `RecipeConfig` that builds each model;
 - ``fold_<k>.safetensors``: the weights of the model trained with fold ``k`` held out;
+- ``intervals.json`` and ``aoa.npz`` (when the meta names them): the conformal quantiles of each continuous
+  target and the area-of-applicability reference, calibrated on the folds (`soilnet.training.reliability`);
 - ``normalisation.json``: the `NormStats` the models' inputs were normalised with (shared by all
   fold models; the target mean/std of each fold model, from its own training rows, are in the meta);
 - ``meta.json``: `BundleMeta` (targets and units, band names, climate variables, patch size,
@@ -39,6 +41,8 @@ RECIPE_FILE = "recipe.yaml"
 STATS_FILE = "normalisation.json"
 META_FILE = "meta.json"
 FOLD_PATTERN = re.compile(r"^fold_(\d+)\.safetensors$")
+INTERVALS_FILE = "intervals.json"
+AOA_FILE = "aoa.npz"
 
 
 class BundleMeta(BaseModel):
@@ -60,6 +64,12 @@ class BundleMeta(BaseModel):
     )
     metrics: dict[str, float] = Field(default_factory=dict, description="Cross-validated metrics (mean, std).")
     mlflow_run_id: str | None = Field(None, description="MLflow run that produced the bundle.")
+    intervals: str | None = Field(
+        None, description="File of the per-target conformal quantiles in the bundle folder; None: no intervals."
+    )
+    aoa: str | None = Field(
+        None, description="File of the area-of-applicability reference in the bundle folder; None: no AOA."
+    )
 
 
 @dataclass

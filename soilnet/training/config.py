@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from soilnet.configbase import StrictModel
 from soilnet.data.folds import FoldConfig
@@ -86,6 +86,25 @@ class PretrainConfig(StrictModel):
     output: str | None = Field(None, description="URL of the pretrained encoders; default <runs>/<run_name>/encoders.")
 
 
+class CalibrationConfig(StrictModel):
+    """Split-conformal intervals and the area of applicability, calibrated on the spatial folds (#17)."""
+
+    levels: list[float] = Field(
+        default_factory=lambda: [0.9],
+        min_length=1,
+        description="Nominal coverage of the prediction intervals (0.9: <target>_lower_90 / _upper_90 map layers).",
+    )
+    aoa: bool = Field(True, description="Fit the area of applicability (map layers di and aoa).")
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_in_range(cls, value: list[float]) -> list[float]:
+        bad = [v for v in value if not 0.0 < v < 1.0]
+        if bad or len(set(value)) != len(value):
+            raise ValueError(f"levels must be distinct values strictly between 0 and 1, got {value}")
+        return value
+
+
 class FinetuneConfig(StrictModel):
     """Supervised fine-tuning with spatial K-fold cross-validation (one model per fold)."""
 
@@ -118,6 +137,10 @@ class FinetuneConfig(StrictModel):
     normalisation: Literal["minmax", "standard"] = Field("minmax", description="Image normalisation method.")
     run_name: str = Field("finetune", min_length=1, description="Run name: checkpoints under <runs>/<run_name>.")
     bundle: str | None = Field(None, description="URL of the model bundle; default <runs>/<run_name>/bundle.")
+    calibration: CalibrationConfig = Field(
+        default_factory=CalibrationConfig,
+        description="Prediction intervals and area of applicability calibrated on the folds, kept in the bundle.",
+    )
 
     @model_validator(mode="after")
     def _freeze_needs_weights(self) -> FinetuneConfig:
