@@ -133,7 +133,7 @@ def main() -> None:
         batch = {k: torch.from_numpy(first[k]) for k in ("image", "climate", "target")}
         task = RegressionTask(recipe, "mse", 1.0, None, False)
         val = {k: first[k] for k in ("image", "climate", "target")}  # the spec needs validation rows; unused here
-        model = ModelSpec("end_to_end", StreamBatches("train", stream.batch_size), stats, 2 * steps + 1, val=val)
+        model = ModelSpec("end_to_end", StreamBatches("train"), stats, 2 * steps + 1, val=val)
         trainer = PlainTrainer(WorkerSpec(task, OptimConfig(), [model], "", 1, stream.batch_size))
         shapes = f"image {tuple(batch['image'].shape)}, climate {tuple(batch['climate'].shape)}"
         print(f"soilnet recipe, {shapes}, {torch.get_num_threads()} torch threads, {steps} streamed steps")

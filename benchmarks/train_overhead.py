@@ -184,7 +184,7 @@ def main() -> None:
     arrays, stats = generated_rows(d.n_bands, d.patch_px, d.n_months, d.n_climate_vars)
     val = {k: v[:64] for k, v in arrays.items()}
     batch_size = 32
-    model = ModelSpec("overhead", StreamBatches("train", batch_size), stats, steps, val=val)
+    model = ModelSpec("overhead", StreamBatches("train"), stats, steps, val=val)
     spec = WorkerSpec(
         RegressionTask(recipe, "mse", 1.0, None, False),
         OptimConfig(lr=1e-3),

@@ -49,23 +49,24 @@ class SpectraBatches:
             self.arrays = ray.get(self.arrays)
         return self.arrays
 
-    def epoch(self, epoch: int, steps: int) -> Iterator[Batch]:
-        """`steps` batches of this worker's slice of the epoch's permutation."""
+    def epoch(self, epoch: int, steps: int, batch_size: int) -> Iterator[Batch]:
+        """`steps` batches of `batch_size` of this worker's slice of the epoch's permutation."""
         import ray.train
 
         context = ray.train.get_context()
-        yield from self.batches(epoch, steps, context.get_world_rank(), context.get_world_size())
+        yield from self.batches(epoch, steps, context.get_world_rank(), context.get_world_size(), batch_size)
 
-    def batches(self, epoch: int, steps: int, rank: int, world: int) -> Iterator[Batch]:
-        """The batches of worker `rank` of `world` (no Ray needed)."""
+    def batches(self, epoch: int, steps: int, rank: int, world: int, batch_size: int | None = None) -> Iterator[Batch]:
+        """The batches of worker `rank` of `world` (no Ray needed); `batch_size` default: the configured one."""
+        size = batch_size or self.batch_size
         arrays = self._resolved()
         views, counts = arrays["views"], arrays["counts"]
         rng = np.random.default_rng([self.seed, epoch, rank])
         order = np.random.default_rng([self.seed, epoch]).permutation(len(counts))
         mine = order[rank::world]
         for step in range(steps):
-            start = (step * self.batch_size) % len(mine)
-            rows = np.take(mine, np.arange(start, start + self.batch_size), mode="wrap")
+            start = (step * size) % len(mine)
+            rows = np.take(mine, np.arange(start, start + size), mode="wrap")
             first = rng.integers(0, counts[rows])
             second = (first + rng.integers(1, np.maximum(counts[rows], 2))) % counts[rows]
             batch = {"spectrum": views[rows, first], "positive": views[rows, second]}

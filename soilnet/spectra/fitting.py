@@ -60,7 +60,7 @@ def fit_spectral_task(
         name=run_name,
         batches=SpectraBatches(ray.put(arrays), batch_size, train.seed),
         stats=no_stats(n_samples),
-        steps_per_epoch=steps or steps_per_epoch(n_samples, train.num_workers, batch_size),
+        steps_per_epoch=steps or steps_per_epoch(n_samples, train.max_workers, batch_size),
         seed=train.seed,
         tracker=tracker,
         job={**job, "tracking_uri": tracker.uri, "mlflow_run_id": tracker.run_id},

@@ -5,7 +5,9 @@ continuous stream over every epoch (the stream pads each epoch so all shards are
 `CacheBatches` cuts the worker's own slice of each epoch's rows out of a sample cache held in the
 object store (raw int16, read once by `CachedSource`) and normalises it in a background thread:
 cached folds start inside the worker, with no reader actors to launch per model. Both yield dicts
-of tensors (``image``, ``climate``, ``target``, ``valid``, ...), ``steps`` batches per epoch.
+of tensors (``image``, ``climate``, ``target``, ``valid``, ...), ``steps`` batches of ``batch_size`` rows
+per epoch: the worker's share (`soilnet.training.elastic`), larger than the configured batch when an
+elastic group runs on fewer workers than its maximum.
 """
 
 from __future__ import annotations
@@ -29,27 +31,30 @@ Batch = dict[str, Any]
 class Batches(Protocol):
     """What a Ray Train worker iterates: ``steps`` batches of each epoch, the same count on every worker."""
 
-    def epoch(self, epoch: int, steps: int) -> Iterator[Batch]:
-        """The worker's batches of `epoch`."""
+    def epoch(self, epoch: int, steps: int, batch_size: int) -> Iterator[Batch]:
+        """The worker's `steps` batches of `batch_size` rows of `epoch`."""
         ...
 
 
 class StreamBatches:
     """The worker's shard of the Ray dataset `name` passed to the trainer, as one stream over every epoch."""
 
-    def __init__(self, name: str, batch_size: int, prefetch: int = 2) -> None:
-        self.name, self.batch_size, self.prefetch = name, batch_size, prefetch
+    def __init__(self, name: str, prefetch: int = 2) -> None:
+        self.name, self.prefetch = name, prefetch
         self._batches: Iterator[Batch] | None = None
 
-    def epoch(self, epoch: int, steps: int) -> Iterator[Batch]:
-        """The next `steps` batches of the stream (the epoch number is the stream's own order)."""
+    def epoch(self, epoch: int, steps: int, batch_size: int) -> Iterator[Batch]:
+        """The next `steps` batches of the stream (the epoch number is the stream's own order).
+
+        A worker group started anew (after a failure, or resized) reads the stream from its start.
+        """
         if self._batches is None:
             import ray.train
 
             shard = ray.train.get_dataset_shard(self.name)
             self._batches = iter(
                 shard.iter_torch_batches(
-                    batch_size=self.batch_size, collate_fn=torch_collate, prefetch_batches=self.prefetch
+                    batch_size=batch_size, collate_fn=torch_collate, prefetch_batches=self.prefetch
                 )
             )
         for _ in range(steps):
@@ -76,7 +81,8 @@ class CacheBatches:
 
     ``rows`` holds, per row of the epoch table (`soilnet.data.stream.epoch_table`), the cache
     row, its epoch and its ``valid`` weight; each epoch's length is a multiple of
-    ``world_size x batch_size``, and worker ``r`` takes the ``r``-th contiguous slice of it.
+    ``world_size x batch_size`` (the largest group), and worker ``r`` of ``w`` takes the ``r``-th of
+    ``w`` contiguous slices of it (`worker_slice`).
     With ``device="cuda"`` (``train.cache_device``) the cache moves to the worker's GPU once and
     batches are cut and normalised there (`soilnet.training.device_cache`).
     """
@@ -87,31 +93,24 @@ class CacheBatches:
         rows: pd.DataFrame,
         stats: NormStats,
         mask_channel: bool,
-        batch_size: int,
         prefetch: int = 2,
         device: CacheDevice = "cpu",
     ) -> None:
         self.cache, self.stats, self.mask_channel = cache, stats, mask_channel
-        self.batch_size, self.prefetch, self.device = batch_size, prefetch, device
+        self.prefetch, self.device = prefetch, device
         self.on_device: DeviceCache | None = None
         self.rows = {int(e): part[["row", "valid"]].to_numpy() for e, part in rows.groupby("epoch", sort=True)}
 
-    def epoch(self, epoch: int, steps: int) -> Iterator[Batch]:
+    def epoch(self, epoch: int, steps: int, batch_size: int) -> Iterator[Batch]:
         """`steps` normalised batches of this worker's slice of `epoch` (cycled if the slice is shorter)."""
         import ray
         import ray.train
 
         context = ray.train.get_context()
         rank, world = context.get_world_rank(), context.get_world_size()
+        parts = self.parts(epoch, steps, batch_size, rank, world)
         if isinstance(self.cache, ray.ObjectRef):
             self.cache = ray.get(self.cache)
-        if epoch not in self.rows:
-            raise ValueError(f"epoch {epoch} is not in the epoch table of these batches (epochs {sorted(self.rows)})")
-        table = self.rows[epoch]
-        share = len(table) // world
-        mine = table[rank * share : (rank + 1) * share]
-        starts = [(i * self.batch_size) % max(len(mine), 1) for i in range(steps)]
-        parts = (mine[s : s + self.batch_size] for s in starts)
         if self.device != "cpu":
             if self.on_device is None:
                 self.on_device = DeviceCache(self.cache, self.stats, self.mask_channel, self.device)
@@ -119,11 +118,26 @@ class CacheBatches:
             return (cache.batch(part[:, 0].astype(np.int64), part[:, 1]) for part in parts)
         return prefetched((self._batch(part) for part in parts), self.prefetch)
 
+    def parts(self, epoch: int, steps: int, batch_size: int, rank: int, world: int) -> list[np.ndarray]:
+        """The (cache row, valid) pairs of each of the `steps` batches of worker `rank` of `world` in `epoch`."""
+        if epoch not in self.rows:
+            raise ValueError(f"epoch {epoch} is not in the epoch table of these batches (epochs {sorted(self.rows)})")
+        mine = worker_slice(self.rows[epoch], rank, world)
+        return [mine[s : s + batch_size] for s in ((i * batch_size) % max(len(mine), 1) for i in range(steps))]
+
     def _batch(self, part: np.ndarray) -> Batch:
         sample = cache_rows(self.cache, part[:, 0].astype(np.int64))
         sample["valid"] = part[:, 1].astype(np.float32)
         batch = normalise_batch(sample, self.stats, self.mask_channel)
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items() if v.dtype.kind not in "OUS"}
+
+
+def worker_slice(table: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """Worker `rank`'s contiguous slice of an epoch's rows, one of `world` equal slices."""
+    if len(table) % world:
+        raise ValueError(f"an epoch of {len(table)} rows does not split into {world} equal worker slices")
+    share = len(table) // world
+    return table[rank * share : (rank + 1) * share]
 
 
 def prefetched(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:

@@ -19,7 +19,16 @@ from soilnet.recipes.optim import OptimConfig
 class TrainConfig(StrictModel):
     """How Ray Train runs a training job (shared by pretraining and fine-tuning)."""
 
-    num_workers: int = Field(2, ge=1, description="Ray Train workers (one GPU each on GPU nodes).")
+    num_workers: int | tuple[int, int] = Field(
+        2,
+        description="Ray Train workers (one GPU each on GPU nodes), or [min, max] for elastic training: the group "
+        "runs on as many workers as the cluster holds between min and max, shrinks when a node is lost and grows "
+        "when one comes back (restarting from the last checkpoint); the global batch and learning-rate schedule "
+        "stay those of max workers (`soilnet.training.elastic`).",
+    )
+    resize_check_s: float = Field(
+        60.0, gt=0, description="Elastic training: seconds between checks of the cluster for a larger worker group."
+    )
     use_gpu: bool = Field(False, description="One GPU per worker, DDP over NCCL; fails early if none are free.")
     cpus_per_worker: float = Field(
         0.5, gt=0, description="CPUs reserved per worker; leave CPUs for the Ray Data readers on small nodes."
@@ -51,6 +60,30 @@ class TrainConfig(StrictModel):
         "Fixed by the config, not the node, so a run repeats to the bit.",
     )
     seed: int = Field(0, ge=0, description="Seed of model initialisation.")
+
+    @field_validator("num_workers", mode="before")
+    @classmethod
+    def _worker_range(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                raise ValueError(f"train.num_workers: expected a count or [min, max] of two integers, got {value!r}")
+            low, high = value
+            if not 1 <= low <= high:
+                raise ValueError(f"train.num_workers: expected [min, max] with 1 <= min <= max, got {list(value)}")
+            return (low, high) if low < high else low
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"train.num_workers: expected at least 1 worker, got {value}")
+        return value
+
+    @property
+    def min_workers(self) -> int:
+        """The fewest workers the run goes on with (``num_workers`` when it is one number)."""
+        return self.num_workers if isinstance(self.num_workers, int) else self.num_workers[0]
+
+    @property
+    def max_workers(self) -> int:
+        """The most workers (``num_workers`` when it is one number): the size the batch and schedule are set for."""
+        return self.num_workers if isinstance(self.num_workers, int) else self.num_workers[1]
 
     @model_validator(mode="after")
     def _device_cache_needs_gpus(self) -> TrainConfig:

@@ -205,13 +205,13 @@ def plan_fold(
     tracker.log_params({"fold": fold, **{f"n_{k}": len(v) for k, v in rows.items()}})
     name = f"fold_{fold}"
     train, stream = job.train, job.stream
-    batches, datasets = source.batches(rows["train"], range(cfg.epochs), train.num_workers, stats, name)
+    batches, datasets = source.batches(rows["train"], range(cfg.epochs), train.max_workers, stats, name)
     model = ModelSpec(
         name=name,
         batches=batches,
         stats=stats,
         steps_per_epoch=cfg.steps_per_epoch
-        or steps_per_epoch(len(rows["train"]), train.num_workers, stream.batch_size),
+        or steps_per_epoch(len(rows["train"]), train.max_workers, stream.batch_size),
         seed=train.seed + fold,
         tracker=tracker,
         val=ray.put(_val_arrays(source, rows["val"], stats, stream.mask_channel)),

@@ -1,6 +1,7 @@
 """A training job: the preparation pretraining and fine-tuning share, and the inputs it hands on.
 
-`TrainingJob.prepare` refuses an earlier run's folder (before any sample is read), opens the cubes
+`TrainingJob.prepare` refuses an earlier run's folder and a local run folder on a multi-node cluster
+(before any sample is read), opens the cubes
 once, fits the recipe's shapes to them and fetches the checkpoint to resume; the job then starts
 (or re-attaches) its MLflow run, builds the worker spec and runs Ray Train, marking its runs
 FAILED if anything raises. The helpers below build its location tables, sample source and
@@ -37,7 +38,7 @@ from soilnet.training.loop import ModelSpec, StepCallback, WorkerSpec
 from soilnet.training.samples import CachedSource, CubeInputs, CubeSource, SampleSource
 from soilnet.training.state import read_job
 from soilnet.training.tasks import Task
-from soilnet.training.trainer import fit, refuse_earlier_run
+from soilnet.training.trainer import check_shared_storage, ensure_ray, fit, refuse_earlier_run
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +135,12 @@ class TrainingJob:
         stream: StreamConfig,
         resume_from: str | None = None,
     ) -> TrainingJob:
-        """Refuse an earlier run's folder (before any sample is read), open the cubes, fit the recipe, get a resume."""
+        """Refuse an earlier run's folder or local checkpoints on a multi-node cluster (before any sample is read),
+        open the cubes, fit the recipe, get a resume."""
         runs = data.url("runs")
         refuse_earlier_run(runs, run_name, resume_from)
+        ensure_ray()
+        check_shared_storage(runs)
         cubes = CubeInputs.open(data)
         recipe, stream = fit_recipe(recipe_url, cubes, stream)
         scratch = tempfile.TemporaryDirectory()

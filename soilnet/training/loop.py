@@ -6,7 +6,10 @@ once per job, not once per fold. For each model, each worker takes exactly ``ste
 micro-batches of its batches per epoch (both kinds pad every epoch so shards are even), accumulates
 ``grad_accum_steps`` of them per optimiser step (DDP gradient sync only on the last), runs under
 bf16 autocast on CUDA, and calls ``ray.train.report`` once per epoch (every worker, the same
-number of times); rank 0 attaches a checkpoint, keeps the weights of the model's best K epochs
+number of times). An elastic group smaller than ``max_workers`` takes a larger share of each
+optimiser step (`soilnet.training.elastic`): the global batch and schedule do not change. Each epoch
+logs ``samples``, the real (non-padding) rows all workers trained on. Rank 0 attaches a checkpoint,
+keeps the weights of the model's best K epochs
 (`soilnet.training.best`) and logs to the model's MLflow run. Validation (fine-tuning) runs on
 every worker over the same in-memory validation rows, so all workers take the same
 early-stopping decision. A restarted worker group resumes from the last reported checkpoint (or
@@ -33,6 +36,7 @@ from soilnet.tracking.runs import RunTracker
 from soilnet.training.batches import Batches
 from soilnet.training.best import best_folder, keep_if_best
 from soilnet.training.config import OptimConfig, TrainConfig
+from soilnet.training.elastic import WorkerShare, worker_share
 from soilnet.training.schedule import make_scheduler, set_weight_decay
 from soilnet.training.state import Progress, read_state, save_checkpoint
 from soilnet.training.tasks import RegressionTask, Task
@@ -74,6 +78,7 @@ class WorkerSpec:
     keep_best: int = 1
     resume_from: str | None = None
     on_step: StepCallback | None = None
+    max_workers: int | None = None
 
     @classmethod
     def from_config(
@@ -106,6 +111,14 @@ class WorkerSpec:
             keep_best=train.keep_checkpoints,
             resume_from=resume_from,
             on_step=on_step,
+            max_workers=train.max_workers,
+        )
+
+    def share(self, model: ModelSpec, world: int) -> WorkerShare:
+        """What each of `world` workers takes of `model`'s optimiser steps and epochs (the group size of
+        ``max_workers``, default `world`, sets the global batch)."""
+        return worker_share(
+            world, self.max_workers or world, self.batch_size, self.grad_accum_steps, model.steps_per_epoch
         )
 
     def __post_init__(self) -> None:
@@ -157,6 +170,17 @@ def _agree(value: float, device: torch.device) -> float:
     return float(tensor.item())
 
 
+def _total(value: float, device: torch.device) -> float:
+    """The sum of `value` over every worker."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return float(tensor.item())
+
+
 def _saved_state(spec: WorkerSpec) -> dict[str, Any] | None:
     """The state of the last reported checkpoint (a restarted worker group), else of ``resume_from``, else None."""
     import ray.train
@@ -196,6 +220,7 @@ class ModelRun:
     scheduler: torch.optim.lr_scheduler.LambdaLR
     progress: Progress
     updates_per_epoch: int
+    share: WorkerShare
     tracker: RunTracker | None
     val: dict[str, np.ndarray] | None
 
@@ -211,13 +236,15 @@ def _restore(spec: WorkerSpec, index: int, state: dict[str, Any] | None) -> Mode
     import ray.train.torch
 
     model_spec = spec.models[index]
-    rank = ray.train.get_context().get_world_rank()
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    share = spec.share(model_spec, world)
     torch.manual_seed(model_spec.seed)
     module = spec.task.build()
     model = ray.train.torch.prepare_model(module)
     optimizer = torch.optim.AdamW(spec.task.param_groups(module, spec.optim), weight_decay=spec.optim.weight_decay)
     updates_per_epoch = max(1, model_spec.steps_per_epoch // spec.grad_accum_steps)
-    global_batch = spec.batch_size * spec.grad_accum_steps * ray.train.get_context().get_world_size()
+    global_batch = share.batch_size * share.accum_steps * world
     scheduler = make_scheduler(optimizer, spec.optim, spec.epochs * updates_per_epoch, updates_per_epoch, global_batch)
     progress = Progress(model=index)
     if state is not None:
@@ -225,7 +252,7 @@ def _restore(spec: WorkerSpec, index: int, state: dict[str, Any] | None) -> Mode
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         progress = Progress(**state["progress"])
-        log.info("resumed %s at epoch %d, step %d", model_spec.name, progress.epoch, progress.step)
+        log.info("resumed %s at epoch %d, step %d on %d workers", model_spec.name, progress.epoch, progress.step, world)
     val = ray.get(model_spec.val) if isinstance(model_spec.val, ray.ObjectRef) else model_spec.val
     return ModelRun(
         spec=model_spec,
@@ -238,6 +265,7 @@ def _restore(spec: WorkerSpec, index: int, state: dict[str, Any] | None) -> Mode
         scheduler=scheduler,
         progress=progress,
         updates_per_epoch=updates_per_epoch,
+        share=share,
         tracker=model_spec.tracker if rank == 0 else None,
         val=val,
     )
@@ -245,21 +273,22 @@ def _restore(spec: WorkerSpec, index: int, state: dict[str, Any] | None) -> Mode
 
 def _run_epoch(spec: WorkerSpec, run: ModelRun, epoch: int) -> dict[str, float]:
     """Train one epoch (``steps_per_epoch`` micro-batches, accumulated); returns its training metrics."""
-    model_spec, progress, device = run.spec, run.progress, run.device
+    model_spec, progress, device, share = run.spec, run.progress, run.device, run.share
     # The epoch's random draws (SSL augmentations, dropout) depend on (seed, epoch) only: a resumed epoch
     # draws what it would have drawn without the restart.
     torch.manual_seed(int(np.random.SeedSequence([model_spec.seed, epoch]).generate_state(1)[0]))
     amp = spec.use_amp and device.type == "cuda"
     distributed = isinstance(run.model, DistributedDataParallel)
     run.model.train()
-    losses, monitors = [], {}
-    for micro, raw in enumerate(model_spec.batches.epoch(epoch, model_spec.steps_per_epoch)):
+    losses, monitors, samples = [], {}, 0
+    for micro, raw in enumerate(model_spec.batches.epoch(epoch, share.steps_per_epoch, share.batch_size)):
         batch = _to_device(raw, device, model_spec.stats.target_mean, model_spec.stats.target_std)
-        last = (micro + 1) % spec.grad_accum_steps == 0 or micro + 1 == model_spec.steps_per_epoch
+        samples += int((batch["valid"] > 0).sum())
+        last = (micro + 1) % share.accum_steps == 0 or micro + 1 == share.steps_per_epoch
         sync = run.model.no_sync() if distributed and not last else contextlib.nullcontext()
         with sync, torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             loss, extra = spec.task.loss(run.model, batch)
-            (loss / spec.grad_accum_steps).backward()
+            (loss / share.accum_steps).backward()
         losses.append(float(loss.detach()))
         for key, value in extra.items():
             monitors.setdefault(key, []).append(value)
@@ -278,7 +307,9 @@ def _run_epoch(spec: WorkerSpec, run: ModelRun, epoch: int) -> dict[str, float]:
     return {
         "epoch": progress.epoch,
         "step": progress.step,
-        "train_loss": float(np.mean(losses)),
+        "train_loss": _total(float(np.mean(losses)), device) / share.world,
+        "samples": _total(samples, device),
+        "workers": share.world,
         "lr": run.scheduler.get_last_lr()[0],
         **{k: float(np.mean(v)) for k, v in monitors.items()},
     }

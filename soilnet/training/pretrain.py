@@ -76,12 +76,12 @@ def run_pretrain(
     source = job.source(unlabelled)
     stats = input_stats(source, unlabelled, job.cubes, cfg.normalisation, stream.seed)
     tracker = job.start_run("pretrain", cfg, {"n_unlabelled": len(unlabelled)})
-    batches, datasets = source.batches(unlabelled, range(cfg.epochs), train.num_workers, stats, MODEL_NAME)
+    batches, datasets = source.batches(unlabelled, range(cfg.epochs), train.max_workers, stats, MODEL_NAME)
     model = ModelSpec(
         name=MODEL_NAME,
         batches=batches,
         stats=stats,
-        steps_per_epoch=cfg.steps_per_epoch or steps_per_epoch(len(unlabelled), train.num_workers, stream.batch_size),
+        steps_per_epoch=cfg.steps_per_epoch or steps_per_epoch(len(unlabelled), train.max_workers, stream.batch_size),
         seed=train.seed,
         tracker=tracker,
         job=job.record("pretrain", cfg, tracker),

@@ -107,7 +107,7 @@ class CubeSource:
         self, table: pd.DataFrame, epochs: Sequence[int], world_size: int, stats: NormStats, name: str
     ) -> tuple[StreamBatches, dict[str, Any]]:
         """The worker-side batches of `table`'s normalised batches for `epochs`: the shard of Ray dataset `name`."""
-        return StreamBatches(name, self.cfg.batch_size), {name: self.dataset(table, epochs, world_size, stats)}
+        return StreamBatches(name), {name: self.dataset(table, epochs, world_size, stats)}
 
 
 class CachedSource:
@@ -160,7 +160,7 @@ class CachedSource:
         order = self.cfg.model_copy(update={"shuffle": "global"}) if self.cfg.shuffle == "shard" else self.cfg
         frame = epoch_table(table[location_columns(table)], order, epochs, world_size, None)
         rows = pd.DataFrame({"row": self._rows(frame), "epoch": frame["epoch"], "valid": frame["valid"]})
-        return CacheBatches(self.ref, rows, stats, self.cfg.mask_channel, self.cfg.batch_size, device=self.device), {}
+        return CacheBatches(self.ref, rows, stats, self.cfg.mask_channel, device=self.device), {}
 
 
 #: Where a job's training samples come from.

@@ -1,4 +1,11 @@
-"""Running a worker loop on Ray Train: local Ray or a cluster, checkpoints on a local folder or S3."""
+"""Running a worker loop on Ray Train: local Ray or a cluster, checkpoints on a local folder or S3.
+
+A cluster of more than one node needs checkpoints on an object store (`check_shared_storage`): a lost
+node takes its disk with it. ``train.num_workers: [min, max]`` runs an elastic group
+(`soilnet.training.elastic`): Ray Train restarts it from the last checkpoint on as many workers as
+the cluster holds, down to ``min`` when a node is lost, and up again (checked every
+``train.resize_check_s``) when one comes back.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from typing import Any
 from soilnet import storage
 from soilnet.logs import quiet_ray_data
 from soilnet.training.config import TrainConfig
+from soilnet.training.elastic import check_worker_range
 from soilnet.training.loop import WorkerSpec, train_worker
 
 log = logging.getLogger(__name__)
@@ -28,20 +36,40 @@ def ensure_ray() -> None:
 
 
 def check_resources(cfg: TrainConfig) -> None:
-    """Fail early, with the numbers, when the cluster cannot hold the requested workers."""
+    """Fail early, with the numbers, when the cluster cannot hold the requested (elastic: the fewest) workers."""
     import ray
 
     resources = ray.cluster_resources()
-    if cfg.use_gpu and resources.get("GPU", 0) < cfg.num_workers:
+    workers = cfg.min_workers
+    if cfg.use_gpu and resources.get("GPU", 0) < workers:
         raise ValueError(
             f"train.use_gpu is true with train.num_workers={cfg.num_workers}, but the cluster has "
             f"{resources.get('GPU', 0):g} GPUs: set train.use_gpu=false or add GPU workers"
         )
-    need = cfg.num_workers * cfg.cpus_per_worker
+    need = workers * cfg.cpus_per_worker
     if resources.get("CPU", 0) < need:
         raise ValueError(
             f"train.num_workers={cfg.num_workers} x train.cpus_per_worker={cfg.cpus_per_worker} needs {need:g} "
             f"CPUs, the cluster has {resources.get('CPU', 0):g}"
+        )
+
+
+def check_shared_storage(runs_url: str) -> None:
+    """Fail when checkpoints would go to a local path while the Ray cluster has more than one node.
+
+    Each worker writes to its own node's disk: a lost node takes its checkpoints with it, and the
+    nodes that resume cannot read them.
+    """
+    import ray
+
+    if not storage.resolve(runs_url).is_local:
+        return
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    if len(nodes) > 1:
+        raise ValueError(
+            f"the run storage {runs_url} (data.runs) is a local path, but the Ray cluster has {len(nodes)} nodes: "
+            "a node that is lost takes its disk and the checkpoints on it with it, and the other nodes cannot "
+            "read them to resume. Set data.runs to an s3:// or gs:// URL every node reaches."
         )
 
 
@@ -103,27 +131,44 @@ def ordered_ingest() -> Any:
     return DataConfig(execution_options=options)
 
 
+def scaling(cfg: TrainConfig) -> Any:
+    """Ray Train's ``ScalingConfig`` of the ``train`` section: a fixed or an elastic (``(min, max)``) group."""
+    from ray.train import ScalingConfig
+
+    resources = {"CPU": cfg.cpus_per_worker}
+    if cfg.use_gpu:
+        resources["GPU"] = 1
+    if isinstance(cfg.num_workers, int):
+        return ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources)
+    return ScalingConfig(
+        num_workers=cfg.num_workers,
+        use_gpu=cfg.use_gpu,
+        resources_per_worker=resources,
+        elastic_resize_monitor_interval_s=cfg.resize_check_s,
+    )
+
+
 def fit(spec: WorkerSpec, datasets: dict[str, Any], cfg: TrainConfig, runs_url: str, name: str) -> Any:
     """Run `train_worker` with ``cfg.num_workers`` workers; returns the Ray Train ``Result``.
 
     Checkpoints go to ``<runs_url>/<name>`` (the latest is kept, to resume; every model's best
     epochs are kept by the workers, `soilnet.training.best`), and a failed worker group restarts
-    up to ``cfg.max_failures`` times from the latest checkpoint.
+    up to ``cfg.max_failures`` times from the latest checkpoint (an elastic group on the workers
+    the cluster then holds).
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
 
     ensure_ray()
+    check_shared_storage(runs_url)
+    check_worker_range(cfg.min_workers, cfg.max_workers, spec.batch_size)
     check_resources(cfg)
     path, filesystem = storage_target(runs_url)
-    resources = {"CPU": cfg.cpus_per_worker}
-    if cfg.use_gpu:
-        resources["GPU"] = 1
     spec = dataclasses.replace(spec, threads=worker_threads(cfg))
     trainer = TorchTrainer(
         train_worker,
         train_loop_config=spec,
-        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources),
+        scaling_config=scaling(cfg),
         run_config=RunConfig(
             name=name,
             storage_path=path,
@@ -135,7 +180,7 @@ def fit(spec: WorkerSpec, datasets: dict[str, Any], cfg: TrainConfig, runs_url: 
         dataset_config=ordered_ingest(),
     )
     log.info(
-        "Ray Train %s: %d workers, %d model(s) x %d epochs x %s steps",
+        "Ray Train %s: %s workers, %d model(s) x %d epochs x %s steps",
         name,
         cfg.num_workers,
         len(spec.models),

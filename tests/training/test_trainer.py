@@ -36,3 +36,17 @@ def test_jobs_refuse_an_earlier_run_before_reading_any_sample(tmp_path):
         run_pretrain(data, TrainConfig(), PretrainConfig(), tracking)
     with pytest.raises(FileExistsError, match=r"runs/finetune already holds"):
         run_cross_validation(data, TrainConfig(), FinetuneConfig(), tracking)
+
+
+def test_local_checkpoints_are_refused_on_a_cluster_of_several_nodes(monkeypatch, tmp_path):
+    import ray
+
+    from soilnet.training.trainer import check_shared_storage
+
+    nodes = [{"Alive": True}, {"Alive": False}]
+    monkeypatch.setattr(ray, "nodes", lambda: nodes)
+    check_shared_storage(str(tmp_path))  # one live node: its disk is the cluster's
+    nodes.append({"Alive": True})
+    with pytest.raises(ValueError, match=r"is a local path, but the Ray cluster has 2 nodes: a node that is lost"):
+        check_shared_storage(str(tmp_path))
+    check_shared_storage("s3://bucket/runs")  # an object store outlives any node
