@@ -6,12 +6,18 @@ forest on any given feature matrix (frozen self-supervised features, Tresson et 
 model is refitted once per fold on the other folds' rows only; missing feature values (clouded
 centre pixels, missing months) are imputed with medians of those training rows, so nothing of the
 test fold shapes the fit. The out-of-fold predictions are scored with `soilnet.evaluation.metrics`.
+
+A categorical target (class codes, with its vocabulary) gets a random forest classifier on the same
+features and folds, MISO's baseline by default (253 trees, scikit-learn's other defaults); its
+out-of-fold class probabilities cover the whole vocabulary (0 for a class missing from a fold's
+training rows) and are scored with `soilnet.evaluation.classification`.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,13 +25,14 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from pydantic import Field, field_validator
-from sklearn.base import RegressorMixin, clone
-from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from threadpoolctl import threadpool_limits
 
 from soilnet.configbase import StrictModel
+from soilnet.evaluation.classification import ClassScores, per_fold_classification
 from soilnet.evaluation.metrics import per_fold_metrics
 
 log = logging.getLogger(__name__)
@@ -41,6 +48,20 @@ class RandomForestConfig(StrictModel):
     max_depth: int | None = Field(10, ge=1, description="Maximum tree depth; null for unlimited.")
     min_samples_leaf: int = Field(20, ge=1, description="Minimum number of samples in a leaf.")
     max_features: float = Field(1.0, gt=0.0, le=1.0, description="Fraction of the features considered at each split.")
+
+
+class RandomForestClassifierConfig(StrictModel):
+    """Random forest classifier of categorical targets (defaults: MISO's baseline, 253 trees)."""
+
+    n_estimators: int = Field(253, ge=1, description="Number of trees.")
+    max_depth: int | None = Field(None, ge=1, description="Maximum tree depth; null for unlimited.")
+    min_samples_leaf: int = Field(1, ge=1, description="Minimum number of samples in a leaf.")
+    max_features: float | Literal["sqrt", "log2"] = Field(
+        "sqrt", description="Features considered at each split: a fraction, or sqrt / log2 of their number."
+    )
+    class_weight: Literal["balanced"] | None = Field(
+        None, description="'balanced': weight classes inversely to their frequency in the training rows."
+    )
 
 
 class GradientBoostingConfig(StrictModel):
@@ -72,6 +93,10 @@ class BaselineConfig(StrictModel):
     gradient_boosting: GradientBoostingConfig = Field(
         default_factory=GradientBoostingConfig, description="Gradient boosting settings."
     )
+    classifier: RandomForestClassifierConfig = Field(
+        default_factory=RandomForestClassifierConfig,
+        description="Random forest classifier, the baseline of categorical targets (same features).",
+    )
 
     @field_validator("n_jobs")
     @classmethod
@@ -90,11 +115,16 @@ class BaselineConfig(StrictModel):
 
 @dataclass(frozen=True)
 class CrossValResult:
-    """Out-of-fold predictions of one model and its metrics per fold."""
+    """Out-of-fold predictions of one model and its metrics per fold.
+
+    For a categorical target, `predictions` are class probabilities (N, K) and `scores` holds the
+    per-class and confusion tables beside the per-fold metrics.
+    """
 
     model: str
     predictions: NDArray[np.float64]
     per_fold: pd.DataFrame
+    scores: ClassScores | None = None
 
 
 def _finite(name: str, values: ArrayLike, ndim: int, missing: bool = False) -> NDArray[np.float64]:
@@ -183,22 +213,25 @@ def make_regressor(model: BaselineModel, config: BaselineConfig) -> RegressorMix
     raise ValueError(f"unknown baseline model {model!r}; use random_forest or gradient_boosting")
 
 
-def cross_validate(
-    estimator: RegressorMixin,
-    features: ArrayLike,
-    targets: ArrayLike,
-    fold_ids: ArrayLike,
-    model: str,
-) -> CrossValResult:
-    """Fit a clone of `estimator` per fold on the other folds' rows; score out-of-fold.
+def make_classifier(config: BaselineConfig) -> RandomForestClassifier:
+    """The unfitted random forest classifier of categorical targets, seeded from `config`."""
+    rf = config.classifier
+    return RandomForestClassifier(
+        n_estimators=rf.n_estimators,
+        max_depth=rf.max_depth,
+        min_samples_leaf=rf.min_samples_leaf,
+        max_features=rf.max_features,
+        class_weight=rf.class_weight,
+        random_state=config.seed,
+        n_jobs=config.n_jobs,
+    )
 
-    `features` (N, F) may hold NaN (missing): each fold's model imputes them with the medians of its
-    own training rows. `targets` (N,), `fold_ids` (N,) integers with at least 2 folds. Rows of the test
-    fold never reach ``fit``, nor the imputation.
-    """
-    x = _finite("features", features, 2, missing=True)
-    y = _finite("targets", targets, 1)
-    folds = np.asarray(fold_ids)
+
+def fold_fits(
+    estimator: BaseEstimator, x: NDArray[np.float64], y: np.ndarray, folds: np.ndarray, model: str
+) -> Iterator[tuple[np.ndarray, BaseEstimator]]:
+    """(test mask, fitted model) per fold: a clone of `estimator` behind a median imputer, fitted on the
+    other folds' rows only. Checks that rows match and that there are at least 2 integer folds."""
     if folds.ndim != 1 or not np.issubdtype(folds.dtype, np.integer):
         raise ValueError(f"fold_ids must be a 1-D integer array, got {folds.dtype} {folds.shape}")
     if not x.shape[0] == y.shape[0] == folds.shape[0]:
@@ -206,14 +239,69 @@ def cross_validate(
     unique = np.unique(folds)
     if unique.size < 2:
         raise ValueError(f"cross-validation needs at least 2 folds, got {unique.tolist()}")
-    predictions = np.full(y.shape[0], np.nan)
     for fold in unique:
         test = folds == fold
         imputed = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), clone(estimator))
         fitted = imputed.fit(x[~test], y[~test])
+        log.info("%s: fold %d fitted on %d rows, predicting %d", model, fold, (~test).sum(), test.sum())
+        yield test, fitted
+
+
+def cross_validate(
+    estimator: RegressorMixin,
+    features: ArrayLike,
+    targets: ArrayLike,
+    fold_ids: ArrayLike,
+    model: str,
+    target: str = "",
+) -> CrossValResult:
+    """Fit a clone of `estimator` per fold on the other folds' rows; score out-of-fold.
+
+    `features` (N, F) may hold NaN (missing): each fold's model imputes them with the medians of its
+    own training rows. `targets` (N,), `fold_ids` (N,) integers with at least 2 folds. Rows of the test
+    fold never reach ``fit``, nor the imputation. `target` names the target in the per-fold table.
+    """
+    x = _finite("features", features, 2, missing=True)
+    y = _finite("targets", targets, 1)
+    folds = np.asarray(fold_ids)
+    predictions = np.full(y.shape[0], np.nan)
+    for test, fitted in fold_fits(estimator, x, y, folds, model):
         predictions[test] = fitted.predict(x[test])
-        log.info("%s: fold %d fitted on %d rows, predicted %d", model, fold, (~test).sum(), test.sum())
-    return CrossValResult(model, predictions, per_fold_metrics(y, predictions, folds, model))
+    return CrossValResult(model, predictions, per_fold_metrics(y, predictions, folds, model, target))
+
+
+def class_codes(name: str, codes: ArrayLike, n_classes: int) -> NDArray[np.int64]:
+    """Class codes (N,) as int64, checked to be whole numbers in [0, `n_classes`) (errors name the row)."""
+    values = _finite(name, codes, 1)
+    bad = np.flatnonzero((values != np.round(values)) | (values < 0) | (values >= n_classes))
+    if bad.size:
+        raise ValueError(f"{name} has {values[bad[0]]:g} at row {bad[0]}, not a class code in [0, {n_classes})")
+    return values.astype(np.int64)
+
+
+def cross_validate_classifier(
+    estimator: ClassifierMixin,
+    features: ArrayLike,
+    codes: ArrayLike,
+    fold_ids: ArrayLike,
+    model: str,
+    target: str,
+    classes: Sequence[str],
+) -> CrossValResult:
+    """`cross_validate` for a categorical target: class codes (N,) into the vocabulary `classes`.
+
+    The predictions are out-of-fold class probabilities (N, K) over the whole vocabulary: a class that
+    none of a fold's training rows has gets probability 0 in that fold.
+    """
+    x = _finite("features", features, 2, missing=True)
+    y = class_codes("class codes", codes, len(classes))
+    folds = np.asarray(fold_ids)
+    proba = np.full((y.shape[0], len(classes)), np.nan)
+    for test, fitted in fold_fits(estimator, x, y, folds, model):
+        proba[test] = 0.0
+        proba[np.ix_(test, fitted.classes_)] = fitted.predict_proba(x[test])
+    scores = per_fold_classification(y, proba, folds, model, target, classes)
+    return CrossValResult(model, proba, scores.per_fold, scores)
 
 
 def evaluate_baselines(
@@ -222,13 +310,25 @@ def evaluate_baselines(
     targets: ArrayLike,
     fold_ids: ArrayLike,
     config: BaselineConfig,
+    target: str = "",
+    classes: Sequence[str] | None = None,
 ) -> list[CrossValResult]:
-    """Cross-validate every configured baseline on centre pixels (N, C) + climate (N, T, V)."""
+    """Cross-validate the baselines on centre pixels (N, C) + climate (N, T, V).
+
+    A continuous target gets every configured regressor; a categorical one (`classes` given, `targets`
+    its class codes) the random forest classifier, named ``random_forest`` in its table.
+    """
     features = tabular_features(centre, climate, config.climate_features)
     limit = None if config.n_jobs == -1 else config.n_jobs
     with threadpool_limits(limits=limit):
+        if classes is not None:
+            classifier = make_classifier(config)
+            return [
+                cross_validate_classifier(classifier, features, targets, fold_ids, "random_forest", target, classes)
+            ]
         return [
-            cross_validate(make_regressor(name, config), features, targets, fold_ids, name) for name in config.models
+            cross_validate(make_regressor(name, config), features, targets, fold_ids, name, target)
+            for name in config.models
         ]
 
 
@@ -238,13 +338,18 @@ def evaluate_feature_forest(
     fold_ids: ArrayLike,
     config: BaselineConfig,
     model: str = "random_forest_ssl_features",
+    target: str = "",
+    classes: Sequence[str] | None = None,
 ) -> CrossValResult:
     """Cross-validate the configured random forest on a given feature matrix (N, F).
 
     For frozen self-supervised features; they must come from an encoder that never saw the
-    test areas' labels.
+    test areas' labels. With `classes` (a categorical target, `targets` its class codes) the forest
+    is the random forest classifier.
     """
     limit = None if config.n_jobs == -1 else config.n_jobs
     with threadpool_limits(limits=limit):
-        estimator = make_regressor("random_forest", config)
-        return cross_validate(estimator, features, targets, fold_ids, model)
+        if classes is not None:
+            classifier = make_classifier(config)
+            return cross_validate_classifier(classifier, features, targets, fold_ids, model, target, classes)
+        return cross_validate(make_regressor("random_forest", config), features, targets, fold_ids, model, target)

@@ -26,6 +26,7 @@ def _small_config(**kwargs) -> bl.BaselineConfig:
     return bl.BaselineConfig(
         random_forest={"n_estimators": 40, "min_samples_leaf": 3},
         gradient_boosting={"max_iter": 60, "learning_rate": 0.1, "min_samples_leaf": 5},
+        classifier={"n_estimators": 30},
         **kwargs,
     )
 
@@ -204,3 +205,43 @@ def test_cross_validate_bad_input():
     bad_target[4] = np.nan
     with pytest.raises(ValueError, match=r"targets has NaN/infinite values, first at index \(4,\)"):
         bl.cross_validate(rf, features, bad_target, np.arange(10) % 2, "rf")
+
+
+def test_classifier_defaults_are_miso_baseline():
+    rf = bl.make_classifier(bl.BaselineConfig(seed=3))
+    assert (rf.n_estimators, rf.max_depth, rf.min_samples_leaf, rf.max_features) == (253, None, 1, "sqrt")
+    assert rf.random_state == 3 and rf.class_weight is None
+
+
+def _classes(target: np.ndarray) -> np.ndarray:
+    """Three classes cut from the regression target at its terciles."""
+    return np.digitize(target, np.quantile(target, [1 / 3, 2 / 3]))
+
+
+def test_classifier_baseline_learns_classes_on_the_same_folds():
+    centre, climate, target, folds = _data()
+    codes = _classes(target)
+    small = _small_config()
+    result = bl.evaluate_baselines(centre, climate, codes, folds, small, "texture", ["a", "b", "c"])[0]
+    assert result.model == "random_forest"
+    assert result.predictions.shape == (N, 3)
+    np.testing.assert_allclose(result.predictions.sum(axis=1), 1.0)
+    assert (result.per_fold["target"] == "texture").all() and len(result.per_fold) == 4
+    assert (result.per_fold["balanced_accuracy"] > 0.6).all(), result.per_fold  # chance: 1/3
+    assert result.scores is not None and set(result.scores.per_class["class"]) == {"a", "b", "c"}
+    ssl = bl.evaluate_feature_forest(centre, codes, folds, small, target="texture", classes=["a", "b", "c"])
+    assert ssl.model == "random_forest_ssl_features" and ssl.per_fold["macro_f1"].notna().all()
+
+
+def test_class_missing_from_a_folds_training_rows_gets_probability_zero():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(60, 2))
+    codes = np.repeat([0, 1, 2], 20)  # class 2 only in fold 0: fold 0's model (fitted on fold 1) never saw it
+    folds = np.where(np.arange(60) < 40, np.arange(60) % 2, 0)
+    result = bl.cross_validate_classifier(bl.make_classifier(_small_config()), x, codes, folds, "rf", "t", "xyz")
+    fold0 = folds == 0
+    assert np.all(result.predictions[fold0, 2] == 0.0)
+    np.testing.assert_allclose(result.predictions.sum(axis=1), 1.0)
+    with pytest.raises(ValueError, match=r"class codes has 3 at row 5, not a class code in \[0, 3\)"):
+        bl.cross_validate_classifier(bl.make_classifier(_small_config()), x, np.where(np.arange(60) == 5, 3, codes),
+                                     folds, "rf", "t", "xyz")  # fmt: skip
