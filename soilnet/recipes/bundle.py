@@ -8,11 +8,16 @@ A bundle is a folder at a URL (local path or ``s3://``) holding
   target and the area-of-applicability reference, calibrated on the folds (`soilnet.training.reliability`);
 - ``normalisation.json``: the `NormStats` the models' inputs were normalised with (shared by all
   fold models; the target mean/std of each fold model, from its own training rows, are in the meta);
-- ``meta.json``: `BundleMeta` (targets and units, band names, climate variables, patch size,
-  months, cross-validated metrics, MLflow run id).
+- ``meta.json``: `BundleMeta` (targets and units, their kinds and class vocabularies, band names,
+  climate variables, patch size, months, cross-validated metrics, MLflow run id).
 
 `ModelBundle.predict` takes decoded inputs (physical units, NaN for nodata), normalises them like
-the training batches, runs every fold model and returns the ensemble mean and spread in target units.
+the training batches, runs every fold model and returns the ensemble mean and spread in target units
+(continuous outputs). `ModelBundle.predict_outputs` returns every output of a multi-target bundle
+(contract C1): mean and std of each continuous output, the fold-mean class probabilities of each
+categorical one (`ensemble_outputs`, what the map job needs). The head's columns follow
+``meta.targets``: one per continuous output, ``len(classes)`` logits per categorical output.
+Bundles written before kinds existed load as all-continuous.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from torch import nn
 
 from soilnet import storage
 from soilnet.data.normalisation import NormStats, load_stats, normalise_batch, save_stats
+from soilnet.data.targets import TargetKind, TargetOutput, head_slices, head_width
 from soilnet.models.checkpoint import load_weights, save_weights
 from soilnet.recipes.recipe import RecipeConfig, load_recipe
 
@@ -44,12 +50,24 @@ FOLD_PATTERN = re.compile(r"^fold_(\d+)\.safetensors$")
 INTERVALS_FILE = "intervals.json"
 AOA_FILE = "aoa.npz"
 
+#: (shift, scale) of one fold model: one float each (one output), or one per head column (several outputs).
+Scaling = tuple[float | list[float], float | list[float]]
+
 
 class BundleMeta(BaseModel):
     """What a bundle predicts and from which inputs; written as ``meta.json``."""
 
-    targets: list[str] = Field(min_length=1, description="Target names, e.g. ['soc_g_kg'].")
-    units: list[str] = Field(description="Unit of each target.")
+    targets: list[str] = Field(
+        min_length=1, description="Output names in head order, e.g. ['soc_g_kg'] or ['soc_g_kg_0_20cm', ...]."
+    )
+    units: list[str] = Field(description="Unit of each target ('' for categorical ones).")
+    kinds: list[TargetKind] = Field(
+        default_factory=list,
+        description="Kind of each target (continuous, binary, multiclass); empty: every target continuous.",
+    )
+    classes: dict[str, list[str]] = Field(
+        default_factory=dict, description="Class vocabulary (code = index) of each categorical target."
+    )
     bands: list[str] = Field(min_length=1, description="Image band names in channel order.")
     climate_variables: list[str] = Field(description="Climate variable names in order.")
     patch_px: int = Field(ge=1, description="Image window side in pixels.")
@@ -57,9 +75,10 @@ class BundleMeta(BaseModel):
     mask_channel: bool = Field(False, description="A validity channel is appended to normalised images.")
     target_standardised: bool = Field(True, description="Models predict (target - mean) / std of the training targets.")
     folds: list[int] = Field(default_factory=list, description="Held-out fold of each model, in order.")
-    target_scaling: list[tuple[float, float]] = Field(
+    target_scaling: list[Scaling] = Field(
         default_factory=list,
-        description="(mean, std) of the standardised target of each fold model, in order; "
+        description="(mean, std) of the standardised target of each fold model, in order, one float each or, "
+        "with several outputs, one per head column (categorical logits: 0, 1); "
         "empty: the statistics' target_mean / target_std for every model.",
     )
     metrics: dict[str, float] = Field(default_factory=dict, description="Cross-validated metrics (mean, std).")
@@ -70,6 +89,54 @@ class BundleMeta(BaseModel):
     aoa: str | None = Field(
         None, description="File of the area-of-applicability reference in the bundle folder; None: no AOA."
     )
+
+    def outputs(self) -> list[TargetOutput]:
+        """The head's outputs in order, with kinds and class vocabularies (old bundles: all continuous)."""
+        kinds = self.kinds or ["continuous"] * len(self.targets)
+        if len(kinds) != len(self.targets):
+            raise ValueError(f"bundle meta lists {len(kinds)} kinds for {len(self.targets)} targets")
+        return [
+            TargetOutput(name, name, kind, classes=tuple(self.classes.get(name, ())))
+            for name, kind in zip(self.targets, kinds, strict=True)
+        ]
+
+
+def column_scaling(scaling: Scaling, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(shift, scale) of a fold model as float64 tensors broadcasting over its head columns."""
+    shift, scale = (torch.as_tensor(v, dtype=torch.float64) for v in scaling)
+    if shift.ndim and shift.shape[0] != width:
+        raise ValueError(f"target scaling has {shift.shape[0]} columns, the head {width}")
+    return shift, scale
+
+
+def ensemble_outputs(
+    outs: Sequence[dict[str, torch.Tensor]], scaling: Sequence[Scaling], outputs: Sequence[TargetOutput]
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Per output, the fold ensemble of raw head outputs (each ``prediction`` (B, W), maybe ``log_var``).
+
+    Continuous output: ``mean`` and ``std`` (B,) in target units: the spread across folds plus, for
+    heads that predict it, the mean aleatoric variance. Categorical output: ``probabilities`` (B, C),
+    the mean over folds of each model's softmax.
+    """
+    width = head_width(outputs)
+    means, variances = [], []
+    for out, fold_scaling in zip(outs, scaling, strict=True):
+        shift, scale = column_scaling(fold_scaling, width)
+        means.append(out["prediction"].double() * scale + shift)
+        if "log_var" in out:
+            variances.append(out["log_var"].double().exp() * scale**2)
+    stacked = torch.stack(means)
+    result = {}
+    for output, columns in zip(outputs, head_slices(outputs), strict=True):
+        if output.categorical:
+            result[output.name] = {"probabilities": torch.softmax(stacked[..., columns], dim=-1).mean(dim=0)}
+            continue
+        values = stacked[..., columns.start]
+        variance = values.var(dim=0, unbiased=False)
+        if variances:
+            variance = variance + torch.stack(variances)[..., columns.start].mean(dim=0)
+        result[output.name] = {"mean": values.mean(dim=0), "std": variance.sqrt()}
+    return result
 
 
 @dataclass
@@ -86,8 +153,12 @@ class ModelBundle:
         self, image: torch.Tensor, climate: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Ensemble mean and std (B, n_targets) in target units from normalised inputs."""
+        if any(o.categorical for o in self.meta.outputs()):
+            raise ValueError(f"bundle targets {self.meta.targets} include class outputs: use predict_outputs")
         means, variances = [], []
-        for model, (shift, scale) in zip(self.models, self.target_scaling(), strict=True):
+        width = head_width(self.meta.outputs())
+        for model, fold_scaling in zip(self.models, self.target_scaling(), strict=True):
+            shift, scale = (v.float() for v in column_scaling(fold_scaling, width))
             out = model(image, climate)
             means.append(out["prediction"].float() * scale + shift)
             if "log_var" in out:
@@ -99,7 +170,7 @@ class ModelBundle:
             variance = variance + torch.stack(variances).mean(dim=0)
         return mean, variance.sqrt()
 
-    def target_scaling(self) -> list[tuple[float, float]]:
+    def target_scaling(self) -> list[Scaling]:
         """(mean, std) that turn each model's output into target units."""
         if not self.meta.target_standardised:
             return [(0.0, 1.0)] * len(self.models)
@@ -109,6 +180,20 @@ class ModelBundle:
 
     def predict(self, image: np.ndarray, climate: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Ensemble mean and std (B, n_targets) from decoded image (B, C, P, P) and climate (B, T, V)."""
+        image, climate = self._normalised(image, climate)
+        mean, std = self.predict_normalised(image, climate)
+        return mean.numpy(), std.numpy()
+
+    @torch.no_grad()
+    def predict_outputs(self, image: np.ndarray, climate: np.ndarray | None) -> dict[str, dict[str, np.ndarray]]:
+        """Every output of decoded inputs (`ensemble_outputs`): mean / std, or class probabilities."""
+        image_t, climate_t = self._normalised(image, climate)
+        outs = [model(image_t, climate_t) for model in self.models]
+        combined = ensemble_outputs(outs, self.target_scaling(), self.meta.outputs())
+        return {name: {k: v.float().numpy() for k, v in parts.items()} for name, parts in combined.items()}
+
+    def _normalised(self, image: np.ndarray, climate: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Checked, normalised model inputs of decoded image (B, C, P, P) and climate (B, T, V)."""
         image = np.asarray(image, dtype=np.float32)
         if image.ndim != 4 or image.shape[1] != len(self.meta.bands):
             raise ValueError(
@@ -123,8 +208,7 @@ class ModelBundle:
                 f"{self.meta.climate_variables}, got {climate.shape}"
             )
         batch = normalise_batch({"image": image, "climate": climate}, self.stats, self.meta.mask_channel)
-        mean, std = self.predict_normalised(torch.from_numpy(batch["image"]), torch.from_numpy(batch["climate"]))
-        return mean.numpy(), std.numpy()
+        return torch.from_numpy(batch["image"]), torch.from_numpy(batch["climate"])
 
 
 def save_bundle(
@@ -142,6 +226,9 @@ def save_bundle(
         raise ValueError(f"meta.folds lists {len(folds)} folds for {len(models)} models")
     if meta.target_scaling and len(meta.target_scaling) != len(models):
         raise ValueError(f"meta.target_scaling has {len(meta.target_scaling)} entries for {len(models)} models")
+    categorical = [o.name for o in meta.outputs() if o.categorical and len(o.classes) < 2]
+    if categorical:
+        raise ValueError(f"meta.classes lacks the vocabulary of categorical targets {categorical}")
     storage.makedirs(url)
     with storage.open_file(storage.join(url, RECIPE_FILE), "w") as f:
         yaml.safe_dump(recipe.model_dump(mode="json"), f, sort_keys=False)

@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from soilnet.configbase import StrictModel
 from soilnet.data.folds import FoldConfig
 from soilnet.data.stream_config import StreamConfig
+from soilnet.data.targets import TargetSpec, as_spec
 from soilnet.evaluation.baselines import BaselineConfig
 from soilnet.recipes.optim import OptimConfig
 
@@ -142,7 +143,29 @@ class FinetuneConfig(StrictModel):
     """Supervised fine-tuning with spatial K-fold cross-validation (one model per fold)."""
 
     recipe: str = Field("jobs/configs/recipes/soilnet.yaml", description="Recipe YAML (path or URL).")
-    target: str = Field("soc_g_kg", min_length=1, description="Target column of the points table.")
+    target: str = Field(
+        "soc_g_kg",
+        min_length=1,
+        description="The primary target column (one-target shorthand of targets; always the name of targets[0]).",
+    )
+    targets: list[str | TargetSpec] = Field(
+        default_factory=list,
+        description="Target columns trained together by one multi-output head, each a column name or "
+        "{name, kind: continuous|binary|multiclass, weight}; the first is the primary target (it names the "
+        "registered model soilnet-<primary> and is ranked for promotion). Empty: [target]. Rows may miss "
+        "labels of some targets when several are trained (the loss masks them).",
+    )
+    depths: list[tuple[float, float]] | None = Field(
+        None,
+        description="Depth intervals [[top_cm, bottom_cm], ...] of the points table trained as a second output "
+        "axis (rows matched by depth_top_cm / depth_bottom_cm; outputs <target>_<top>_<bottom>cm with several). "
+        "None: the shallowest interval of the table.",
+    )
+    class_weighting: Literal["balanced", "none"] = Field(
+        "balanced",
+        description="Categorical targets: cross-entropy class weights from each fold's training rows "
+        "(balanced: n_rows / (n_classes * n_rows_of_class), as scikit-learn) or none.",
+    )
     spectral_label_weight: float = Field(
         0.5,
         ge=0,
@@ -153,7 +176,9 @@ class FinetuneConfig(StrictModel):
         None, description="URL of pretrained encoders (output of pretrain); None: train from scratch."
     )
     freeze_backbone: bool = Field(False, description="Freeze the image encoder (train the rest).")
-    loss: Literal["mse", "huber", "l1"] = Field("mse", description="Loss on standardised targets.")
+    loss: Literal["mse", "huber", "l1"] = Field(
+        "mse", description="Loss on standardised continuous targets (each target standardised on the fold's rows)."
+    )
     huber_delta: float = Field(1.0, gt=0, description="loss=huber: transition point (standardised units).")
     epochs: int = Field(30, ge=1, description="Maximum epochs per fold.")
     steps_per_epoch: int | None = Field(
@@ -174,6 +199,46 @@ class FinetuneConfig(StrictModel):
         default_factory=CalibrationConfig,
         description="Prediction intervals and area of applicability calibrated on the folds, kept in the bundle.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _targets_from_shorthand(cls, data: Any) -> Any:
+        """``target`` alone means ``targets: [target]``; with both, target must name targets[0]."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        targets = data.get("targets") or []
+        if not targets:
+            data["targets"] = [data.get("target", "soc_g_kg")]
+            return data
+        first = targets[0]
+        primary = first.get("name") if isinstance(first, dict) else getattr(first, "name", first)
+        if "target" in data and data["target"] != primary:
+            raise ValueError(
+                f"finetune.target {data['target']!r} differs from the first of finetune.targets ({primary!r}): "
+                "set one of them"
+            )
+        data["target"] = primary
+        return data
+
+    @model_validator(mode="after")
+    def _targets_and_depths_are_distinct(self) -> FinetuneConfig:
+        names = [as_spec(t).name for t in self.targets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"finetune.targets lists a column twice: {names}")
+        for top, bottom in self.depths or []:
+            if not 0 <= top < bottom:
+                raise ValueError(f"finetune.depths: [{top}, {bottom}] is not an interval 0 <= top < bottom (cm)")
+        if self.depths is not None and len(set(self.depths)) != len(self.depths):
+            raise ValueError(f"finetune.depths lists an interval twice: {self.depths}")
+        if self.depths == []:
+            raise ValueError("finetune.depths is empty: give at least one [top_cm, bottom_cm] or leave it unset")
+        return self
+
+    @property
+    def target_specs(self) -> list[TargetSpec]:
+        """The targets as `TargetSpec`s, primary first."""
+        return [as_spec(t) for t in self.targets]
 
     @model_validator(mode="after")
     def _freeze_needs_weights(self) -> FinetuneConfig:

@@ -1,15 +1,19 @@
-"""Points table contract: Parquet round trip with CRS metadata, and errors naming row and column."""
+"""Points table contract: Parquet round trip with CRS and class metadata, and errors naming row and column."""
 
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from soilnet.data.points import (
+    CLASS_COLUMNS,
     TARGET_COLUMNS,
     CubeExistsError,
     PointsTableError,
+    class_codes,
+    class_vocabulary,
     read_points,
     target_columns,
     write_points,
@@ -87,3 +91,61 @@ def test_ec_and_caco3_are_target_columns_with_units(tmp_path: Path) -> None:
     df, _ = read_points(url, ["ec_ms_m"])
     assert target_columns(df) == ["soc_g_kg", "ec_ms_m", "caco3_g_kg"]
     assert np.isnan(df["caco3_g_kg"][2])  # a missing value is NaN
+
+
+def test_class_columns_keep_their_vocabulary_and_codes(tmp_path: Path) -> None:
+    url = str(tmp_path / "p.parquet")
+    labelled = table().assign(
+        permafrost=["yes", "no", None, "no", "yes"],
+        taxonomy_order=["Gelisols", "Inceptisols", "Gelisols", None, "Histosols"],
+    )
+    write_points(labelled, url, 3035, classes={"taxonomy_order": ["Entisols", "Gelisols", "Histosols", "Inceptisols"]})
+    df, _ = read_points(url, ["soc_g_kg"])
+    assert CLASS_COLUMNS == {"permafrost": "binary", "taxonomy_order": "multiclass"}
+    assert df["permafrost"].dtype == "string" and df["permafrost"].isna().tolist() == [False, False, True, False, False]
+    vocab = class_vocabulary(df)
+    assert vocab == {
+        "permafrost": ["no", "yes"],
+        "taxonomy_order": ["Entisols", "Gelisols", "Histosols", "Inceptisols"],
+    }
+    codes = class_codes(df["taxonomy_order"], vocab["taxonomy_order"])
+    np.testing.assert_array_equal(codes, [1, 3, 1, np.nan, 2])
+    with pytest.raises(PointsTableError, match="'permafrost' is NaN or infinite at row 2"):
+        read_points(url, ["permafrost"])
+    read_points(url, ["permafrost", "taxonomy_order"], allow_missing=True)
+
+
+@pytest.mark.parametrize(
+    ("edit", "classes", "message"),
+    [
+        (lambda d: d.assign(permafrost=[1, 0, 1, 0, 1]), None, "'permafrost' is int64, expected string labels"),
+        (lambda d: d.assign(permafrost=list("abcab")), None, "binary class column 'permafrost' has 3 classes"),
+        (
+            lambda d: d.assign(taxonomy_order=["A", "B", "Z", "A", "B"]),
+            {"taxonomy_order": ["A", "B"]},
+            "label 'Z' at row 2, not in its vocabulary",
+        ),
+    ],
+)
+def test_class_errors_name_column_and_row(tmp_path: Path, edit, classes, message: str) -> None:
+    with pytest.raises(PointsTableError, match=message):
+        write_points(edit(table()), str(tmp_path / "p.parquet"), 3035, classes=classes)
+
+
+def test_class_column_without_vocabulary_is_refused(tmp_path: Path) -> None:
+    url = tmp_path / "p.parquet"
+    write_points(table().assign(permafrost=list("nynyn")), str(url), 3035)
+    arrow = pq.read_table(url)
+    meta = {k: v for k, v in arrow.schema.metadata.items() if k != b"soilnet:classes"}
+    pq.write_table(arrow.replace_schema_metadata(meta), url)
+    with pytest.raises(PointsTableError, match="'permafrost' has no vocabulary"):
+        read_points(url)
+
+
+def test_missing_labels_allowed_per_target_but_not_all(tmp_path: Path) -> None:
+    url = str(tmp_path / "p.parquet")
+    write_points(table().assign(ph_h2o=[np.nan, 6.0, np.nan, 7.0, np.nan], n_g_kg=np.nan), url, 3035)
+    df, _ = read_points(url, ["soc_g_kg", "ph_h2o"], allow_missing=True)
+    assert int(df["ph_h2o"].notna().sum()) == 2
+    with pytest.raises(PointsTableError, match="'n_g_kg' has no label at all"):
+        read_points(url, ["soc_g_kg", "n_g_kg"], allow_missing=True)

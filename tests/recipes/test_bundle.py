@@ -8,7 +8,8 @@ import torch
 
 from soilnet import storage
 from soilnet.data.normalisation import NormStats, normalise_batch
-from soilnet.recipes.bundle import BundleMeta, load_bundle, save_bundle
+from soilnet.data.targets import TargetOutput
+from soilnet.recipes.bundle import BundleMeta, ensemble_outputs, load_bundle, save_bundle
 
 
 def _stats(recipe) -> NormStats:
@@ -115,3 +116,32 @@ def test_errors_name_the_problem(tmp_path, recipe):
     (tmp_path / "b" / "meta.json").write_text("{}")
     with pytest.raises(ValueError, match=r"meta\.json: not valid bundle metadata"):
         load_bundle(url)
+
+
+def test_ensemble_outputs_per_target_hand_worked():
+    outputs = [
+        TargetOutput("soc_g_kg", "soc_g_kg", "continuous"),
+        TargetOutput("permafrost", "permafrost", "binary", classes=("no", "yes")),
+    ]
+    # two fold models, one row: soc column then two logits; fold scalings per head column
+    outs = [
+        {"prediction": torch.tensor([[1.0, 0.0, 0.0]])},
+        {"prediction": torch.tensor([[-1.0, 0.0, float(np.log(3.0))]])},
+    ]
+    scaling = [([10.0, 0.0, 0.0], [2.0, 1.0, 1.0]), ([20.0, 0.0, 0.0], [4.0, 1.0, 1.0])]
+    result = ensemble_outputs(outs, scaling, outputs)
+    # soc: 1 * 2 + 10 = 12 and -1 * 4 + 20 = 16 -> mean 14, population std 2
+    assert result["soc_g_kg"]["mean"].item() == pytest.approx(14.0)
+    assert result["soc_g_kg"]["std"].item() == pytest.approx(2.0)
+    # permafrost: softmax (0.5, 0.5) and (0.25, 0.75) -> mean (0.375, 0.625); logits are never rescaled
+    np.testing.assert_allclose(result["permafrost"]["probabilities"].numpy(), [[0.375, 0.625]])
+
+
+def test_old_meta_reads_as_continuous_and_class_targets_need_a_vocabulary(tmp_path, recipe):
+    r = recipe("soilnet-tiny")
+    stats = _stats(r)
+    meta = BundleMeta.model_validate_json(_meta(r, stats, [0]).model_dump_json(exclude={"kinds", "classes"}))
+    assert [(o.name, o.kind, o.width) for o in meta.outputs()] == [(t, "continuous", 1) for t in meta.targets]
+    bad = meta.model_copy(update={"kinds": ["continuous", "multiclass"]})
+    with pytest.raises(ValueError, match="lacks the vocabulary of categorical targets"):
+        save_bundle(str(tmp_path / "b"), r, [r.build_model()], stats, bad)
