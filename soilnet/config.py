@@ -24,6 +24,7 @@ from soilnet.data.earth_engine.config import AcquireConfig
 from soilnet.data.ingest.config import IngestConfig
 from soilnet.data.raster_cube import RasterLayout
 from soilnet.data.workspace import DataConfig
+from soilnet.evaluation.design import ExperimentConfig
 from soilnet.redaction import redact_userinfo
 from soilnet.spectra.config import SpectraConfig
 from soilnet.tracking.config import TrackingConfig
@@ -45,6 +46,9 @@ class SoilnetConfig(StrictModel):
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig, description="Self-supervised pretraining.")
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig, description="Fine-tuning with spatial CV.")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="Baselines and the comparison.")
+    experiment: ExperimentConfig = Field(
+        default_factory=ExperimentConfig, description="`soilnet experiment`: seeds, paired test, recipes, --quick."
+    )
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking and registry.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="File ingest of rasters, NetCDF, points.")
     spectra: SpectraConfig = Field(default_factory=SpectraConfig, description="Spectral library, VAE, property models.")
@@ -163,6 +167,23 @@ def load_section(path: str | os.PathLike[str], key: str, model: type[M], overrid
         return model.model_validate(_merge(section, extra))
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, f"{path} [{key}]")) from exc
+
+
+def with_overrides(cfg: SoilnetConfig, overrides: Sequence[str], source: str = "experiment arm") -> SoilnetConfig:
+    """`cfg` with ``a.b=c`` overrides applied; errors name the fields and `source`."""
+    tree = _merge(cfg.model_dump(mode="json"), parse_overrides(overrides))
+    try:
+        return SoilnetConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, f"{source}: {' '.join(overrides)}")) from exc
+
+
+def set_dotted(tree: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `tree` with each dotted key of `values` set (sections created; a None value replaces a section)."""
+    extra: dict[str, Any] = {}
+    for dotted, value in values.items():
+        _set_dotted(extra, dotted, value)
+    return _merge(tree, extra)
 
 
 def dump_config(cfg: SoilnetConfig) -> str:

@@ -16,11 +16,13 @@ import pandas as pd
 import torch
 
 from soilnet import storage
+from soilnet.data.normalisation import NormStats
 from soilnet.evaluation.baselines import centre_pixels, evaluate_baselines, evaluate_feature_forest
 from soilnet.evaluation.metrics import format_comparison, summarise_folds
 from soilnet.evaluation.plots import fold_error_map, observed_vs_predicted, residuals, target_distributions
 from soilnet.models.checkpoint import load_weights
 from soilnet.models.factory import build_image_encoder
+from soilnet.recipes.recipe import RecipeConfig
 from soilnet.tracking.runs import RunTracker
 from soilnet.training.config import EvaluateConfig
 from soilnet.training.finetune import CrossValidation
@@ -40,21 +42,27 @@ class Comparison:
     table: str
 
 
-@torch.no_grad()
 def frozen_features(cv: CrossValidation, source: SampleSource, encoders: str) -> np.ndarray:
-    """Pretrained image features (N, D) of every labelled row, in table order."""
+    """Pretrained image features (N, D) of every labelled row of a cross-validation, in table order."""
+    return encoder_features(cv.recipe, cv.stats, cv.table, source, encoders)
+
+
+@torch.no_grad()
+def encoder_features(
+    recipe: RecipeConfig, stats: NormStats, table: pd.DataFrame, source: SampleSource, encoders: str
+) -> np.ndarray:
+    """Features (N, D) of the pretrained image encoder under `encoders` for the rows of `table`, in order."""
     from soilnet.data.normalisation import normalise_batch
 
-    image_cfg = cv.recipe.model.image
-    encoder = build_image_encoder(
-        image_cfg.model_copy(update={"pretrained": None, "frozen": True}), cv.recipe.data.n_bands
-    )
+    image_cfg = recipe.model.image
+    frozen = image_cfg.model_copy(update={"pretrained": None, "frozen": True})
+    encoder = build_image_encoder(frozen, recipe.data.n_bands)
     load_weights(encoder, storage.join(encoders, IMAGE_ENCODER_FILE))
     encoder.eval()
-    mask = cv.recipe.data.n_bands > len(cv.stats.bands)
+    mask = recipe.data.n_bands > len(stats.bands)
     out = []
-    for start in range(0, len(cv.table), 128):
-        batch = normalise_batch(source.read(cv.table.iloc[start : start + 128]), cv.stats, mask)
+    for start in range(0, len(table), 128):
+        batch = normalise_batch(source.read(table.iloc[start : start + 128]), stats, mask)
         out.append(encoder(torch.from_numpy(batch["image"])).numpy())
     return np.concatenate(out)
 
