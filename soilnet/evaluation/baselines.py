@@ -1,6 +1,7 @@
 """Tree baselines evaluated with spatial cross-validation.
 
-Random forest and gradient boosting on the centre-pixel band values plus the climate series
+Random forest, gradient boosting and a linear model (ridge on standardised features) on the
+centre-pixel band values (or any pixel features, such as `soilnet.evaluation.context`) plus the climate series
 (summarised per variable and/or flattened), as the reference code's baselines, and a random
 forest on any given feature matrix (frozen self-supervised features, Tresson et al.). Each
 model is refitted once per fold on the other folds' rows only; missing feature values (clouded
@@ -28,7 +29,9 @@ from pydantic import Field, field_validator
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor
 from sklearn.impute import SimpleImputer
+from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from soilnet.configbase import StrictModel
@@ -37,7 +40,7 @@ from soilnet.evaluation.metrics import per_fold_metrics
 
 log = logging.getLogger(__name__)
 
-BaselineModel = Literal["random_forest", "gradient_boosting"]
+BaselineModel = Literal["random_forest", "gradient_boosting", "linear"]
 ClimateFeatures = Literal["none", "summary", "series", "summary+series"]
 
 
@@ -61,6 +64,16 @@ class RandomForestClassifierConfig(StrictModel):
     )
     class_weight: Literal["balanced"] | None = Field(
         None, description="'balanced': weight classes inversely to their frequency in the training rows."
+    )
+
+
+class LinearConfig(StrictModel):
+    """The linear baseline: ridge regression on standardised features, its penalty chosen by inner CV."""
+
+    alphas: list[float] = Field(
+        default_factory=lambda: [10.0**e for e in range(-3, 4)],
+        min_length=1,
+        description="Ridge penalties tried (efficient leave-one-out CV on the training rows of each fold).",
     )
 
 
@@ -93,6 +106,7 @@ class BaselineConfig(StrictModel):
     gradient_boosting: GradientBoostingConfig = Field(
         default_factory=GradientBoostingConfig, description="Gradient boosting settings."
     )
+    linear: LinearConfig = Field(default_factory=LinearConfig, description="Ridge (linear model) settings.")
     classifier: RandomForestClassifierConfig = Field(
         default_factory=RandomForestClassifierConfig,
         description="Random forest classifier, the baseline of categorical targets (same features).",
@@ -210,7 +224,9 @@ def make_regressor(model: BaselineModel, config: BaselineConfig) -> RegressorMix
             early_stopping=False,
             random_state=config.seed,
         )
-    raise ValueError(f"unknown baseline model {model!r}; use random_forest or gradient_boosting")
+    if model == "linear":
+        return make_pipeline(StandardScaler(), RidgeCV(alphas=config.linear.alphas))
+    raise ValueError(f"unknown baseline model {model!r}; use random_forest, gradient_boosting or linear")
 
 
 def make_classifier(config: BaselineConfig) -> RandomForestClassifier:

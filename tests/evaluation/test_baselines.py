@@ -102,7 +102,7 @@ def test_missing_months_are_left_out_of_the_climate_summary():
     assert np.isnan(summary[0, [1, 3, 5, 7]]).all()  # nothing to summarise: imputed per fold later
 
 
-@pytest.mark.parametrize("model", ["random_forest", "gradient_boosting"])
+@pytest.mark.parametrize("model", ["random_forest", "gradient_boosting", "linear"])
 def test_missing_features_are_imputed_from_the_training_folds_only(model):
     """A test row's missing value is filled from the training folds: moving the other test rows' values
     (which would move a median over all rows) must not change its prediction."""
@@ -245,3 +245,13 @@ def test_class_missing_from_a_folds_training_rows_gets_probability_zero():
     with pytest.raises(ValueError, match=r"class codes has 3 at row 5, not a class code in \[0, 3\)"):
         bl.cross_validate_classifier(bl.make_classifier(_small_config()), x, np.where(np.arange(60) == 5, 3, codes),
                                      folds, "rf", "t", "xyz")  # fmt: skip
+
+
+def test_linear_baseline_fits_a_linear_signal_with_standardised_ridge():
+    centre, climate, target, folds = _data()
+    linear = bl.make_regressor("linear", _small_config())
+    assert [type(step).__name__ for step in linear] == ["StandardScaler", "RidgeCV"]
+    result = bl.evaluate_baselines(centre, climate, target, folds, _small_config(models=["linear"]))[0]
+    assert result.model == "linear"
+    # the signal is linear in the centre pixel and the climate mean: ridge explains nearly all of it
+    assert (result.per_fold["r2"] > 0.9).all(), result.per_fold
