@@ -7,12 +7,11 @@ import logging
 from torch import nn
 
 from soilnet.models.climate import RNNClimateEncoder, TransformerClimateEncoder
-from soilnet.models.config import ClimateEncoderConfig, ImageEncoderConfig, LocationConfig, ModelConfig
+from soilnet.models.config import ClimateEncoderConfig, ImageEncoderConfig, ModelConfig
 from soilnet.models.encoder import ImageEncoder
 from soilnet.models.fusion import SoilNetModel
 from soilnet.models.inr import LIIF
 from soilnet.models.inr_model import INRSoilModel
-from soilnet.models.location import LocationEncoder
 from soilnet.models.resnet import ResNetEncoder
 from soilnet.models.vit import ViTEncoder
 
@@ -75,20 +74,6 @@ def build_climate_encoder(
     )
 
 
-def build_location_encoder(cfg: LocationConfig, out_dim: int) -> LocationEncoder:
-    """The configured location encoder with embeddings of width `out_dim`."""
-    return LocationEncoder(
-        cfg.kind,
-        cfg.n_scales,
-        cfg.min_wavelength_m,
-        cfg.max_wavelength_m,
-        cfg.hidden,
-        cfg.n_blocks,
-        out_dim,
-        cfg.dropout,
-    )
-
-
 def build_inr_model(
     cfg: ModelConfig,
     image: ImageEncoder,
@@ -96,13 +81,9 @@ def build_inr_model(
     window: int,
     head: dict,
 ) -> INRSoilModel:
-    """The INR model of `cfg` (``cfg.inr`` set); its location encoder matches the fused width the head reads."""
+    """The INR model of `cfg` (``cfg.inr`` set), with its location encoder when ``cfg.location`` is set."""
     inr = LIIF(image.stage_channels, cfg.inr.hidden, cfg.inr.dim)
-    location = None
-    if cfg.location is not None:
-        fused = (cfg.branch_dim or inr.out_dim) + (0 if climate is None else cfg.branch_dim or climate.out_dim)
-        location = build_location_encoder(cfg.location, fused)
-    return INRSoilModel(image, climate, inr, window, cfg.branch_dim, cfg.head.hidden, location, **head)
+    return INRSoilModel(image, climate, inr, window, cfg.branch_dim, cfg.head.hidden, cfg.location, **head)
 
 
 def build_model(cfg: ModelConfig, n_bands: int, n_climate_vars: int, n_months: int, window: int = 64) -> SoilNetModel:

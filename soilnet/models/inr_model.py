@@ -14,11 +14,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from soilnet.models.config import LocationConfig
 from soilnet.models.dense import cut_windows
 from soilnet.models.encoder import ImageEncoder
 from soilnet.models.fusion import SoilNetModel
 from soilnet.models.inr import LIIF, centre_query, pixel_queries
-from soilnet.models.location import LocationEncoder
+from soilnet.models.location import build_location_encoder, to_lonlat
+
+
+def query_coordinates(location: torch.Tensor, queries: torch.Tensor, window: int, cfg: LocationConfig) -> torch.Tensor:
+    """What the location encoder reads for each query (B * Q, 2): projected x/y, or lon/lat for 'sphere'.
+
+    `location` is each window's sample x/y (B, 2) in metres of ``cfg.epsg``, at the window's centre
+    query; a query's offset is ``cfg.pixel_m`` per pixel, y north-up.
+    """
+    if cfg.pixel_m is None or (cfg.kind == "sphere" and cfg.epsg is None):
+        raise ValueError("model.location needs epsg and pixel_m (a training job sets them from the raster cube)")
+    half = window / 2 * cfg.pixel_m
+    offsets = (queries.double() - centre_query(window).to(queries.device).double()) * torch.tensor(
+        [half, -half], dtype=torch.float64, device=queries.device
+    )
+    xy = (location.double().unsqueeze(1) + offsets).reshape(-1, 2)
+    if cfg.kind == "grid":
+        return xy
+    lonlat = to_lonlat(xy[:, 0].cpu().numpy(), xy[:, 1].cpu().numpy(), cfg.epsg)
+    return torch.from_numpy(lonlat).to(queries.device)
 
 
 class INRSoilModel(SoilNetModel):
@@ -32,13 +52,18 @@ class INRSoilModel(SoilNetModel):
         window: int,
         branch_dim: int | None,
         head_hidden: list[int],
-        location_encoder: LocationEncoder | None = None,
+        location: LocationConfig | None = None,
         **head_kwargs: object,
     ) -> None:
         super().__init__(image_encoder, climate_encoder, branch_dim, head_hidden, image_dim=inr.out_dim, **head_kwargs)
         self.inr = inr
         self.window = window
-        self.location_encoder = location_encoder
+        self.location = location
+        self.location_encoder = None
+        if location is not None:  # embeddings as wide as the fused vector the head reads
+            climate_dim = 0 if climate_encoder is None else branch_dim or climate_encoder.out_dim
+            fused = (branch_dim or inr.out_dim) + climate_dim
+            self.location_encoder = build_location_encoder(location, fused)
         self.register_buffer("centre", centre_query(window), persistent=False)
 
     def query_features(self, image: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
@@ -85,12 +110,35 @@ class INRSoilModel(SoilNetModel):
         image: torch.Tensor | None = None,
         climate: torch.Tensor | None = None,
         missing: torch.Tensor | None = None,
+        location: torch.Tensor | None = None,
+        n_queries: int = 0,
     ) -> dict[str, torch.Tensor]:
-        """Predictions (B, k) at the centre pixel of each window."""
+        """Predictions (B, k) at the centre pixel of each window.
+
+        With `location` (each window's sample x/y (B, 2)), also what the geo-contrastive terms compare,
+        for the centre and `n_queries` random points per window (Q = 1 + n_queries): ``fused`` (B, Q, F),
+        the location embeddings ``places`` (B, Q, F), ``image_embedding`` (B, d) at the centre and
+        ``climate_embedding`` (B, d) when there is a climate branch. Everything runs inside this call,
+        so distributed data parallel sees every parameter it trains.
+        """
         if image is None:
             raise ValueError("an INR model needs image (B, C, P, P)")
-        out = self.predict_points(image, climate, self.centre_queries(image.shape[0]), missing)
-        return {k: v[:, 0] for k, v in out.items()}
+        b = image.shape[0]
+        if location is None:
+            out = self.predict_points(image, climate, self.centre_queries(b), missing)
+            return {k: v[:, 0] for k, v in out.items()}
+        if self.location_encoder is None:
+            raise ValueError("location embeddings need model.location in the recipe")
+        random = torch.rand(b, n_queries, 2, device=image.device) * 2 - 1
+        queries = torch.cat([self.centre_queries(b), random], dim=1)
+        image_part, climate_part, fused = self.fused_points(image, climate, queries, missing)
+        coords = query_coordinates(location, queries, self.window, self.location)
+        places = self.location_encoder(coords.float()).reshape(b, queries.shape[1], -1)
+        out = {k: v[:, 0] for k, v in self.head_points(fused[:, :1]).items()}
+        out.update(fused=fused, places=places, image_embedding=image_part[:, 0])
+        if climate_part is not None:
+            out["climate_embedding"] = climate_part
+        return out
 
     def grid_features(self, tile: torch.Tensor, window: int, stride: int, dense: bool, batch_size: int) -> torch.Tensor:
         """INR embeddings (h * w, D) of every output pixel of a normalised tile (1, C, H, W).

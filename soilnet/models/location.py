@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from soilnet.models.config import LocationConfig
+
 EARTH_RADIUS_M = 6_371_000.0
 
 
@@ -108,6 +110,20 @@ class LocationEncoder(nn.Module):
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """Location embeddings (N, out_dim): x/y metres ('grid') or lon/lat degrees ('sphere')."""
         return self.output(self.blocks(torch.relu(self.input(self.encode(coords)))))
+
+
+def build_location_encoder(cfg: LocationConfig, out_dim: int) -> LocationEncoder:
+    """The configured location encoder with embeddings of width `out_dim`."""
+    return LocationEncoder(
+        cfg.kind,
+        cfg.n_scales,
+        cfg.min_wavelength_m,
+        cfg.max_wavelength_m,
+        cfg.hidden,
+        cfg.n_blocks,
+        out_dim,
+        cfg.dropout,
+    )
 
 
 def to_lonlat(x: np.ndarray, y: np.ndarray, epsg: int) -> np.ndarray:

@@ -57,13 +57,34 @@ class DINOConfig(StrictModel):
         return self
 
 
+class GeoContrastiveConfig(StrictModel):
+    """MISO's multimodal contrastive terms over INR query points (defaults: MISO's)."""
+
+    temperature: float = Field(0.1, gt=0, description="Softmax temperature of both InfoNCE terms.")
+    image_climate_weight: float = Field(
+        0.1, ge=0, description="Weight of symmetric InfoNCE image <-> climate (same window)."
+    )
+    image_location_weight: float = Field(
+        0.1, ge=0, description="Weight of symmetric InfoNCE fused image <-> location (same query point)."
+    )
+    n_queries: int = Field(
+        14, ge=0, description="Unlabelled random query points per window besides its centre (MISO: 14 + a 6 x 6 grid)."
+    )
+    in_finetune: bool = Field(
+        True,
+        description="Also add the terms to the supervised loss while fine-tuning (MISO trains them jointly; "
+        "only the labelled centre enters the supervised loss).",
+    )
+
+
 class SSLConfig(StrictModel):
     """A self-supervised pretraining objective."""
 
-    objective: Literal["cross_modal", "simclr", "dino"] = Field(
+    objective: Literal["cross_modal", "simclr", "dino", "geo_contrastive"] = Field(
         ...,
         description="cross_modal: InfoNCE image <-> climate (SSL-SoilNet); simclr: NT-Xent on two "
-        "image views; dino: self-distillation with an EMA teacher (ViTs).",
+        "image views; dino: self-distillation with an EMA teacher (ViTs); geo_contrastive: MISO's InfoNCE "
+        "image <-> climate and fused image <-> location over INR query points (needs model.inr, model.location).",
     )
     temperature: float = Field(0.5, gt=0, description="Contrastive softmax temperature.")
     symmetric: bool = Field(True, description="cross_modal: average both directions (MISO).")
@@ -73,6 +94,9 @@ class SSLConfig(StrictModel):
     projection_hidden: list[int] = Field([512], description="Hidden widths of the contrastive projection heads.")
     augment: AugmentConfig = Field(default_factory=AugmentConfig, description="Augmentations.")
     dino: DINOConfig = Field(default_factory=DINOConfig, description="DINO settings (used by objective 'dino').")
+    geo: GeoContrastiveConfig = Field(
+        default_factory=GeoContrastiveConfig, description="Settings of objective 'geo_contrastive'."
+    )
 
     @model_validator(mode="after")
     def _crop_scale(self) -> SSLConfig:

@@ -17,8 +17,11 @@ class SSLObjective(nn.Module, abc.ABC):
     """An SSL objective: ``forward(image, climate, missing) -> LossOutput``.
 
     `after_step(step, total_steps)` runs after each optimiser step (EMA teachers); the encoders
-    to keep for fine-tuning are exposed as `image_encoder` (and `climate_encoder`).
+    to keep for fine-tuning are exposed as `image_encoder` (and `climate_encoder`). An objective
+    with ``uses_location`` also takes each sample's projected x/y as ``location`` (B, 2).
     """
+
+    uses_location: bool = False
 
     @abc.abstractmethod
     def forward(

@@ -13,12 +13,14 @@ from typing import Literal, Protocol
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from soilnet import storage
 from soilnet.models.checkpoint import load_weights
 from soilnet.models.fusion import SoilNetModel
 from soilnet.recipes.recipe import RecipeConfig
 from soilnet.ssl.factory import build_objective
+from soilnet.ssl.geo_contrastive import geo_contrastive_loss
 from soilnet.ssl.objective import SSLObjective
 from soilnet.training.config import OptimConfig
 
@@ -71,6 +73,16 @@ def load_pretrained_encoders(model: SoilNetModel, url: str) -> None:
         load_weights(model.climate_encoder, climate)
 
 
+def unwrapped(module: nn.Module) -> nn.Module:
+    """The module inside a distributed data parallel wrapper (or `module` itself)."""
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+def sample_xy(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Each sample's projected x/y (B, 2), float64, on the device of its image."""
+    return torch.stack([batch["x"], batch["y"]], dim=-1).to(batch["image"].device, torch.float64)
+
+
 class RegressionTask:
     """Fine-tuning: standardised target, MSE / Huber / L1 (or Gaussian NLL for a variance head)."""
 
@@ -84,11 +96,21 @@ class RegressionTask:
         pretrained: str | None,
         freeze_backbone: bool,
     ) -> None:
-        if recipe.model.head.n_targets != 1:
-            raise ValueError(f"recipe {recipe.name}: model.head.n_targets must be 1 for one target column")
+        if recipe.model.head.n_targets != self.head_columns():
+            raise ValueError(
+                f"recipe {recipe.name}: model.head.n_targets is {recipe.model.head.n_targets}, "
+                f"the targets need {self.head_columns()} head columns"
+            )
         self.recipe, self.loss_name, self.huber_delta = recipe, loss, huber_delta
         self.pretrained = pretrained_encoders_url(pretrained) if pretrained else None
         self.freeze_backbone = freeze_backbone
+        ssl = recipe.ssl
+        #: MISO's contrastive terms, trained with the supervised loss (unlabelled random queries enter them only).
+        self.geo = ssl.geo if ssl is not None and ssl.objective == "geo_contrastive" and ssl.geo.in_finetune else None
+
+    def head_columns(self) -> int:
+        """The head width this task trains: one column for one target."""
+        return 1
 
     def build(self) -> SoilNetModel:
         """The recipe's model, with pretrained encoders loaded and the backbone frozen if asked."""
@@ -97,6 +119,8 @@ class RegressionTask:
             load_pretrained_encoders(model, self.pretrained)
         if self.freeze_backbone:
             model.image_encoder.freeze()
+        if self.geo is None and getattr(model, "location_encoder", None) is not None:
+            model.location_encoder.requires_grad_(False)  # unused: no gradient to wait for
         return model
 
     def param_groups(self, module: nn.Module, optim: OptimConfig) -> list[dict]:
@@ -113,6 +137,14 @@ class RegressionTask:
             groups.append({"params": encoders, "lr": optim.encoder_lr or optim.lr, "name": "encoders"})
         return groups
 
+    def sample_losses(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Loss of each sample (B,) of a batch (the validation loss is their mean)."""
+        return self.per_sample(out, batch["target"])
+
+    def supervised_loss(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The batch's supervised loss: the sample losses weighted by ``valid``."""
+        return weighted_mean(self.sample_losses(out, batch), batch["valid"])
+
     def per_sample(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         """Loss of each sample (B,) on standardised targets."""
         pred = out["prediction"][:, 0].float()
@@ -126,10 +158,16 @@ class RegressionTask:
         return (pred - target).square()
 
     def loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """Weighted loss of a normalised batch whose ``target`` is standardised."""
-        out = module(batch["image"], batch["climate"])
-        loss = weighted_mean(self.per_sample(out, batch["target"]), batch["valid"])
-        return loss, {}
+        """Weighted loss of a normalised batch whose ``target`` is standardised (plus the geo-contrastive terms)."""
+        if self.geo is None:
+            out = module(batch["image"], batch["climate"])
+        else:
+            out = module(batch["image"], batch["climate"], None, sample_xy(batch), self.geo.n_queries)
+        loss = self.supervised_loss(out, batch)
+        if self.geo is None:
+            return loss, {}
+        terms = geo_contrastive_loss(out, self.geo, batch["valid"])
+        return loss + terms.loss, {k: v for k, v in terms.metrics().items() if k != "loss"}
 
     def after_step(self, module: nn.Module, step: int, total_steps: int) -> None:
         """Nothing: a supervised model has no per-step state besides its optimiser."""
@@ -148,7 +186,7 @@ class SSLTask:
     def build(self) -> SSLObjective:
         """The SSL objective around freshly initialised encoders."""
         d = self.recipe.data
-        return build_objective(self.recipe.ssl, self.recipe.model, d.n_bands, d.n_climate_vars, d.n_months)
+        return build_objective(self.recipe.ssl, self.recipe.model, d.n_bands, d.n_climate_vars, d.n_months, d.patch_px)
 
     def param_groups(self, module: nn.Module, optim: OptimConfig) -> list[dict]:
         """One group of every trainable parameter at ``lr``."""
@@ -156,7 +194,10 @@ class SSLTask:
 
     def loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """The objective's loss and monitors (padding rows are real windows repeated: kept)."""
-        out = module(batch["image"], batch["climate"])
+        if getattr(unwrapped(module), "uses_location", False):
+            out = module(batch["image"], batch["climate"], location=sample_xy(batch))
+        else:
+            out = module(batch["image"], batch["climate"])
         monitors = out.metrics()
         monitors.pop("loss")
         return out.loss, monitors
