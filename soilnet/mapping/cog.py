@@ -1,8 +1,11 @@
 """Cloud-Optimized GeoTIFFs of map layers, as SoilGrids publishes them, written with bounded memory.
 
 Mean and std layers are stored as int16 ``round(value / scale)`` with the GDAL band scale set
-(so readers that apply scale/offset get the value back) and -32768 as nodata;
-``input_missing`` stays uint8 with 255 as nodata.
+(so readers that apply scale/offset get the value back) and -32768 as nodata (a layer's own
+``cog_scale`` attribute, such as the class probabilities' 1e-4, overrides the map's scale);
+uint8 layers (``input_missing``, class codes) stay uint8 with their fill value (255) as nodata. A class
+layer of a categorical target (contract C1) carries a colour table (`soilnet.mapping.classes`) in its
+tile COGs, overview and VRT mosaic.
 
 A continental layer (Europe at 30 m is ~1.1e10 px) never fits in memory or in one temporary file,
 so a layer is published tile by tile:
@@ -33,7 +36,8 @@ from rio_cogeo.cogeo import cog_validate
 
 from soilnet import storage
 from soilnet.data.grid import Grid
-from soilnet.mapping.map_cube import MISSING_LAYER, MISSING_NODATA, MapCube
+from soilnet.mapping.classes import colour_table
+from soilnet.mapping.map_cube import MapCube
 from soilnet.progress import progress
 
 log = logging.getLogger(__name__)
@@ -58,7 +62,10 @@ class TileCog:
 
 @dataclass(frozen=True)
 class CogInfo:
-    """One published layer: its mosaic (``url``, a GDAL VRT), tile COGs, overview COG and value encoding."""
+    """One published layer: its mosaic (``url``, a GDAL VRT), tile COGs, overview COG and value encoding.
+
+    ``classes``: the labels of the codes 0..K-1 of a class layer (empty for any other layer).
+    """
 
     layer: str
     url: str
@@ -68,6 +75,7 @@ class CogInfo:
     tiles: tuple[TileCog, ...] = ()
     overview: str = ""
     overview_step: int = 1
+    classes: tuple[str, ...] = ()
 
 
 def encode_layer(values: np.ndarray, scale: float) -> np.ndarray:
@@ -77,15 +85,26 @@ def encode_layer(values: np.ndarray, scale: float) -> np.ndarray:
     return np.where(np.isnan(values), INT16_NODATA, raw).astype(np.int16)
 
 
-def encoding(layer: str, scale: float) -> tuple[str, int, float]:
-    """(dtype, nodata, scale) a layer is stored with."""
-    return ("uint8", MISSING_NODATA, 1.0) if layer == MISSING_LAYER else ("int16", INT16_NODATA, scale)
+def encoding(cube: MapCube, layer: str, scale: float) -> tuple[str, int, float]:
+    """(dtype, nodata, scale) a layer of the cube is stored with; `scale` unless the layer sets ``cog_scale``."""
+    array = cube.arrays[layer]
+    if array.dtype == np.uint8:
+        return "uint8", int(array.fill_value), 1.0
+    return "int16", INT16_NODATA, float(array.attrs.get("cog_scale", scale))
 
 
 def cog_bytes(
-    block: np.ndarray, grid: Grid, layer: str, nodata: int, scale: float, blocksize: int, where: str
+    block: np.ndarray,
+    grid: Grid,
+    layer: str,
+    nodata: int,
+    scale: float,
+    blocksize: int,
+    where: str,
+    colours: dict[int, tuple[int, int, int, int]] | None = None,
 ) -> bytes:
-    """A validated COG (deflate, internal overviews, band scale and name) of one encoded block, in memory."""
+    """A validated COG (deflate, internal overviews, band scale and name, colour table if given) of one encoded
+    block, in memory."""
     profile = {
         "driver": "COG",
         "width": grid.width,
@@ -106,6 +125,8 @@ def cog_bytes(
             dst.write(block, 1)
             dst.scales, dst.offsets = (scale,), (0.0,)
             dst.set_band_description(1, layer)
+            if colours:
+                dst.write_colormap(1, colours)
         valid, errors, _ = cog_validate(mem.name, quiet=True)
         if not valid:
             raise RuntimeError(f"{where}: written COG does not validate: {errors}")
@@ -132,6 +153,12 @@ def vrt_text(info: CogInfo, grid: Grid, folder_name: str) -> Iterator[str]:
     yield f"  <GeoTransform>{a.c!r}, {a.a!r}, {a.b!r}, {a.f!r}, {a.d!r}, {a.e!r}</GeoTransform>\n"
     yield f'  <VRTRasterBand dataType="{gdal_type}" band="1">\n'
     yield f"    <Description>{escape(info.layer)}</Description>\n"
+    if info.classes:
+        table = colour_table(info.classes)
+        entries = (table.get(code, (0, 0, 0, 0)) for code in range(256))
+        yield "    <ColorInterp>Palette</ColorInterp>\n    <ColorTable>\n"
+        yield from (f'      <Entry c1="{r}" c2="{g}" c3="{b}" c4="{a}"/>\n' for r, g, b, a in entries)
+        yield "    </ColorTable>\n"
     yield f"    <NoDataValue>{info.nodata}</NoDataValue>\n"
     yield f"    <Offset>0</Offset>\n    <Scale>{info.scale!r}</Scale>\n"
     for t in info.tiles:
@@ -167,7 +194,9 @@ def export_cog(
     """
     if layer not in cube.layers:
         raise ValueError(f"{cube.url}: no layer {layer!r} to export (layers: {cube.layers})")
-    dtype, nodata, scale = encoding(layer, scale)
+    dtype, nodata, scale = encoding(cube, layer, scale)
+    classes = tuple(cube.classes.get(layer, ()))
+    colours = colour_table(classes) if classes else None
     grid = cube.grid
     tile_px = tile_px or int(cube.settings.get("tile_px", 4 * cube.chunk_px))
     step = max(1, math.ceil(max(grid.height, grid.width) / overview_px))
@@ -177,9 +206,10 @@ def export_cog(
 
     def publish_tile(name: str, row0: int, col0: int, height: int, width: int) -> TileCog:
         values = cube.read(layer, row0, col0, height, width)
-        block = values.astype(np.uint8) if layer == MISSING_LAYER else encode_layer(values, scale)
+        block = values.astype(np.uint8) if dtype == "uint8" else encode_layer(values, scale)
         url = storage.join(tile_folder, f"{name}.tif")
-        _write(url, cog_bytes(block, grid.window(row0, col0, height, width), layer, nodata, scale, blocksize, url))
+        window = grid.window(row0, col0, height, width)
+        _write(url, cog_bytes(block, window, layer, nodata, scale, blocksize, url, colours))
         k, m = -(-(row0 - off) // step), -(-(col0 - off) // step)  # first overview row / column in this tile
         picked = block[k * step + off - row0 :: step, m * step + off - col0 :: step]
         overview[k : k + picked.shape[0], m : m + picked.shape[1]] = picked
@@ -192,8 +222,9 @@ def export_cog(
     west, _, _, north = grid.bounds
     coarse = Grid.from_origin(grid.epsg, west, north, grid.res * step, overview.shape[1], overview.shape[0])
     overview_url = storage.join(folder, f"{layer}_overview.tif")
-    _write(overview_url, cog_bytes(overview, coarse, layer, nodata, scale, blocksize, overview_url))
-    info = CogInfo(layer, storage.join(folder, f"{layer}.vrt"), dtype, nodata, scale, tuple(tiles), overview_url, step)
+    _write(overview_url, cog_bytes(overview, coarse, layer, nodata, scale, blocksize, overview_url, colours))
+    mosaic = storage.join(folder, f"{layer}.vrt")
+    info = CogInfo(layer, mosaic, dtype, nodata, scale, tuple(tiles), overview_url, step, classes)
     with storage.writing(f"{info.url}: cannot write the VRT mosaic"), storage.open_file(info.url, "w") as f:
         f.writelines(vrt_text(info, grid, layer))
     log.info("layer %s published: %d tile COGs, mosaic %s, overview 1:%d", layer, len(tiles), info.url, step)

@@ -1,8 +1,11 @@
 """The map cube: a Zarr v3 group of (y, x) layers on the output grid, written one tile at a time.
 
-Layers, per target ``t``: ``t`` (ensemble mean) and ``t_std`` (predictive std), float32 with NaN
-as nodata; and ``input_missing``, uint8: 1 where some input pixel of the output pixel was
-nodata, 0 where none was, 255 outside the region. Chunks are ``chunk_px`` square and tiles a
+Layers, per continuous target ``t``: ``t`` (ensemble mean) and ``t_std`` (predictive std), float32 with
+NaN as nodata; per categorical target ``c`` (its vocabulary in the group attribute ``classes``): ``c``
+(uint8 class code, 255 nodata), ``c_p_<label>`` and ``c_entropy`` (float32, see
+`soilnet.mapping.classes`); and ``input_missing``, uint8: 1 where some input pixel of the output pixel was
+nodata, 0 where none was, 255 outside the region. A layer's ``cog_scale`` attribute, when set, is the
+value of one stored unit in its int16 COG (probabilities and entropy: 1e-4). Chunks are ``chunk_px`` square and tiles a
 whole number of chunks, so two tiles never write to the same object. Georeferencing follows
 the raster cube (``x``, ``y``, ``spatial_ref``), so ``xarray.open_zarr`` + rioxarray read it.
 The group attributes hold the map settings; a cube is only ever extended with the same ones.
@@ -32,6 +35,7 @@ from soilnet.data.zarr_group import (
     open_group,
     write_coord,
 )
+from soilnet.mapping.classes import CLASS_NODATA, PROBABILITY_SCALE, class_layer_names, entropy_layer
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +61,15 @@ def units_of(layer: str) -> str:
     return next((unit for suffix, unit in UNIT_SUFFIXES.items() if base.endswith(suffix)), "1")
 
 
-def layer_names(targets: Sequence[str]) -> list[str]:
-    """All layers of a map of ``targets``: mean and std of each, then the missing-input mask."""
-    return [name for t in targets for name in (t, f"{t}_std")] + [MISSING_LAYER]
+def layer_names(targets: Sequence[str], classes: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+    """All layers of a map of ``targets``, target by target, then the missing-input mask.
+
+    A continuous target has its mean and std; a categorical one (a key of ``classes``, its vocabulary)
+    its class code, class probabilities and entropy.
+    """
+    classes = classes or {}
+    layers = [n for t in targets for n in (class_layer_names(t, classes[t]) if t in classes else (t, f"{t}_std"))]
+    return [*layers, MISSING_LAYER]
 
 
 @dataclass
@@ -72,11 +82,17 @@ class MapCube:
     targets: list[str]
     settings: dict[str, Any]
     arrays: dict[str, zarr.Array] = field(default_factory=dict, repr=False)
+    classes: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def layers(self) -> list[str]:
         """Layer names in order."""
-        return layer_names(self.targets)
+        return layer_names(self.targets, self.classes)
+
+    @property
+    def continuous(self) -> list[str]:
+        """The continuous targets (mean and std layers), in order."""
+        return [t for t in self.targets if t not in self.classes]
 
     @property
     def chunk_px(self) -> int:
@@ -84,22 +100,36 @@ class MapCube:
         return int(self.arrays[MISSING_LAYER].chunks[0])
 
     def write_tile(self, row0: int, col0: int, mean: np.ndarray, std: np.ndarray, missing: np.ndarray) -> None:
-        """Write a tile's layers: mean and std (targets, h, w) float32, missing (h, w) uint8."""
+        """Write a tile's layers: mean and std (continuous targets, h, w) float32, missing (h, w) uint8.
+
+        Class layers of categorical targets go through `write_layers`.
+        """
         k, h, w = mean.shape
-        if k != len(self.targets) or std.shape != mean.shape or missing.shape != (h, w):
+        if k != len(self.continuous) or std.shape != mean.shape or missing.shape != (h, w):
             raise ValueError(
                 f"{self.url}: tile layers {mean.shape} / {std.shape} / {missing.shape} do not match "
-                f"{len(self.targets)} targets"
+                f"{len(self.continuous)} continuous targets"
             )
+        layers = {t: mean[i] for i, t in enumerate(self.continuous)}
+        layers |= {f"{t}_std": std[i] for i, t in enumerate(self.continuous)}
+        self.write_layers(row0, col0, {**layers, MISSING_LAYER: missing})
+
+    def write_layers(self, row0: int, col0: int, layers: Mapping[str, np.ndarray]) -> None:
+        """Write (h, w) windows of some layers at a chunk-aligned tile origin, cast to each layer's dtype."""
+        unknown = [name for name in layers if name not in self.arrays]
+        if unknown:
+            raise ValueError(f"{self.url}: no layer(s) {unknown} (layers: {self.layers})")
+        shapes = {np.shape(v) for v in layers.values()}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+            raise ValueError(f"{self.url}: tile layers must share one (h, w) shape, got {sorted(shapes)}")
         chunk = self.chunk_px
         if row0 % chunk or col0 % chunk:
             raise ValueError(f"{self.url}: tile at ({row0}, {col0}) is not aligned to the {chunk} px chunks")
+        h, w = next(iter(shapes))
         rows, cols = slice(row0, row0 + h), slice(col0, col0 + w)
         with storage.writing(f"{self.url}: cannot write the tile at rows {row0}:{row0 + h}, cols {col0}:{col0 + w}"):
-            for i, target in enumerate(self.targets):
-                self.arrays[target][rows, cols] = mean[i].astype(np.float32)
-                self.arrays[f"{target}_std"][rows, cols] = std[i].astype(np.float32)
-            self.arrays[MISSING_LAYER][rows, cols] = missing.astype(np.uint8)
+            for name, values in layers.items():
+                self.arrays[name][rows, cols] = np.asarray(values).astype(self.arrays[name].dtype)
 
     def read(self, layer: str, row0: int = 0, col0: int = 0, height: int | None = None, width: int | None = None):
         """A window of one layer as a NumPy array (the whole layer by default)."""
@@ -110,23 +140,53 @@ class MapCube:
         return np.asarray(self.arrays[layer][row0 : row0 + height, col0 : col0 + width])
 
 
-def _layer_attrs(name: str) -> tuple[str, Any, dict[str, Any]]:
+def _class_attrs(name: str, classes: Mapping[str, Sequence[str]]) -> tuple[str, Any, dict[str, Any]] | None:
+    """dtype, fill value and attributes of a layer of a categorical target; None for any other layer."""
+    for target, labels in classes.items():
+        names = class_layer_names(target, labels)
+        if name == target:
+            meanings = " ".join(n.removeprefix(f"{target}_p_") for n in names[1:-1])
+            attrs = {"long_name": f"most probable class of {target} (255 outside the map)", "units": "1"}
+            return "uint8", CLASS_NODATA, {**attrs, "flag_values": list(range(len(labels))), "flag_meanings": meanings}
+        if name == entropy_layer(target):
+            long_name = f"predictive entropy of {target} in nats (0 certain, ln {len(labels)} uniform)"
+            return "float32", np.nan, {"long_name": long_name, "units": "1", "cog_scale": PROBABILITY_SCALE}
+        if name in names:
+            label = labels[names.index(name) - 1]
+            long_name = f"probability of {target} class {label!r}"
+            return "float32", np.nan, {"long_name": long_name, "units": "1", "cog_scale": PROBABILITY_SCALE}
+    return None
+
+
+def _layer_attrs(name: str, classes: Mapping[str, Sequence[str]]) -> tuple[str, Any, dict[str, Any]]:
     if name == MISSING_LAYER:
         attrs = {"long_name": "1 where some input pixel was nodata, 255 outside the region", "flag_values": [0, 1]}
         return "uint8", MISSING_NODATA, attrs
+    categorical = _class_attrs(name, classes)
+    if categorical is not None:
+        return categorical
     base = name.removesuffix("_std")
     long_name = f"predictive standard deviation of {base}" if name.endswith("_std") else f"ensemble mean of {base}"
     return "float32", np.nan, {"long_name": long_name, "units": units_of(name)}
 
 
 def create_map_cube(
-    url: str | os.PathLike[str], grid: Grid, targets: Sequence[str], chunk_px: int, settings: Mapping[str, Any]
+    url: str | os.PathLike[str],
+    grid: Grid,
+    targets: Sequence[str],
+    chunk_px: int,
+    settings: Mapping[str, Any],
+    classes: Mapping[str, Sequence[str]] | None = None,
 ) -> MapCube:
-    """Create an empty map cube (all nodata) for the output grid."""
+    """Create an empty map cube (all nodata) for the output grid; ``classes``: vocabulary of each categorical target."""
+    classes = {t: list(v) for t, v in (classes or {}).items()}
+    stray = [t for t in classes if t not in targets]
+    if stray:
+        raise ValueError(f"classes given for {stray}, which are not map targets {list(targets)}")
     meta = {"soilnet_kind": KIND, "grid": grid.to_attrs(), "targets": list(targets), "settings": dict(settings)}
-    group = create_group(url, meta, overwrite=True)
-    for name in layer_names(targets):
-        dtype, fill, attrs = _layer_attrs(name)
+    group = create_group(url, {**meta, "classes": classes}, overwrite=True)
+    for name in layer_names(targets, classes):
+        dtype, fill, attrs = _layer_attrs(name, classes)
         group.create_array(
             name,
             shape=(grid.height, grid.width),
@@ -151,17 +211,19 @@ def open_map_cube(url: str | os.PathLike[str], writable: bool = False) -> MapCub
     try:
         grid = Grid.from_attrs(meta["grid"])
         targets = [str(t) for t in meta["targets"]]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CubeValidationError(f"{where}: map cube attributes 'grid'/'targets' invalid: {exc}") from exc
+        classes = {str(t): [str(label) for label in v] for t, v in meta.get("classes", {}).items()}
+        names = layer_names(targets, classes)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CubeValidationError(f"{where}: map cube attributes 'grid'/'targets'/'classes' invalid: {exc}") from exc
     arrays: dict[str, zarr.Array] = {}
-    for name in layer_names(targets):
+    for name in names:
         node = group.get(name)
         if isinstance(node, zarr.Array):
             arrays[name] = node
-    missing = [name for name in layer_names(targets) if name not in arrays]
+    missing = [name for name in names if name not in arrays]
     if missing:
         raise CubeValidationError(f"{where}: map cube layers {missing} missing")
-    return MapCube(where, group, grid, targets, dict(meta.get("settings", {})), arrays)
+    return MapCube(where, group, grid, targets, dict(meta.get("settings", {})), arrays, classes)
 
 
 def ensure_map_cube(
@@ -171,6 +233,7 @@ def ensure_map_cube(
     chunk_px: int,
     settings: Mapping[str, Any],
     overwrite: bool,
+    classes: Mapping[str, Sequence[str]] | None = None,
 ) -> MapCube:
     """The map cube to write into, marked incomplete: the existing one if made with the same settings, else a
     new one. The job marks it complete (`mark_complete`) once every tile is written.
@@ -182,6 +245,8 @@ def ensure_map_cube(
         cube = open_map_cube(where, writable=True)
         wanted = {"grid": grid.to_attrs(), "targets": list(targets), "chunk_px": chunk_px, **dict(settings)}
         found = {"grid": cube.grid.to_attrs(), "targets": cube.targets, "chunk_px": cube.chunk_px, **cube.settings}
+        wanted["classes"] = {t: list(v) for t, v in (classes or {}).items()}
+        found["classes"] = cube.classes
         differ = sorted(
             k for k in wanted.keys() | found.keys() if k not in DATED_SETTINGS and wanted.get(k) != found.get(k)
         )
@@ -195,4 +260,4 @@ def ensure_map_cube(
             cube.group.attrs["settings"] = cube.settings
         mark_complete(cube.group, False)
         return cube
-    return create_map_cube(where, grid, targets, chunk_px, settings)
+    return create_map_cube(where, grid, targets, chunk_px, settings, classes)

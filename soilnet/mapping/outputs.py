@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from soilnet import storage
 from soilnet.mapping.cog import CogInfo, export_cog
 from soilnet.mapping.config import MapConfig, resolve_climate_end
-from soilnet.mapping.map_cube import MISSING_LAYER, map_cube_url, open_map_cube
+from soilnet.mapping.map_cube import map_cube_url, open_map_cube
 from soilnet.mapping.preview import layer_preview
 from soilnet.mapping.stac import build_item, write_item, write_tile_items
 from soilnet.mapping.viewer_command import serve_command
@@ -83,8 +83,7 @@ def export_outputs(cfg: MapConfig, dest: str | None = None) -> MapOutputs:
     run_link = f"runs:/{cfg.mlflow_run_id}" if cfg.mlflow_run_id else None
     model_link = cfg.model.bundle
     for layer in cube.layers:
-        scale = 1.0 if layer == MISSING_LAYER else cfg.cog_scale
-        cog = export_cog(cube, layer, storage.join(dest, "cog"), scale, cfg.cog_blocksize)
+        cog = export_cog(cube, layer, storage.join(dest, "cog"), cfg.cog_scale, cfg.cog_blocksize)
         out.cogs.append(cog)
         tiles = write_tile_items(
             cog, cube.grid, map_id, cfg.climate_end, storage.join(dest, "stac", "tiles", f"{layer}.json")

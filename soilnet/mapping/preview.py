@@ -1,4 +1,8 @@
-"""PNG previews of map layers with a colour bar, read decimated so a continent fits in memory."""
+"""PNG previews of map layers, read decimated so a continent fits in memory.
+
+A continuous layer is drawn with a colour bar; a class layer of a categorical target with the colours
+of its COG colour table (`soilnet.mapping.classes`) and a legend of its labels.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,12 @@ import math
 import os
 
 import numpy as np
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from soilnet import storage
+from soilnet.mapping.classes import CLASS_NODATA, class_colours
 from soilnet.mapping.map_cube import MapCube, units_of
 
 
@@ -32,12 +39,36 @@ def save_png(fig: Figure, url: str | os.PathLike[str]) -> str:
 
 
 def layer_preview(cube: MapCube, layer: str, url: str | os.PathLike[str], cmap: str = "YlOrBr") -> str:
-    """A layer with a colour bar (units from the layer name); nodata is left blank."""
+    """A layer with a colour bar (units from the layer name); nodata is left blank. Class layers: `class_preview`."""
+    if layer in cube.classes:
+        return class_preview(cube, layer, url)
     values = decimated_layer(cube, layer).astype(np.float32)
     west, south, east, north = cube.grid.bounds
     fig = Figure(figsize=(7, 6))
     ax = fig.subplots()
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, extent=(west, east, south, north))
     fig.colorbar(image, ax=ax, label=f"{layer} ({units_of(layer)})")
+    ax.set_title(f"{layer} at {cube.grid.res:g} m ({cube.grid.crs})")
+    return save_png(fig, url)
+
+
+def class_preview(cube: MapCube, layer: str, url: str | os.PathLike[str]) -> str:
+    """A class layer in its colour-table colours with a legend of the class labels; nodata is left blank."""
+    labels = cube.classes[layer]
+    codes = np.ma.masked_equal(decimated_layer(cube, layer), CLASS_NODATA)
+    colours = [f"#{c}" for c in class_colours(labels)]
+    west, south, east, north = cube.grid.bounds
+    fig = Figure(figsize=(7, 6))
+    ax = fig.subplots()
+    ax.imshow(
+        codes,
+        cmap=ListedColormap(colours),
+        vmin=-0.5,
+        vmax=len(labels) - 0.5,
+        interpolation="nearest",
+        extent=(west, east, south, north),
+    )
+    handles = [Patch(facecolor=c, label=label) for c, label in zip(colours, labels, strict=True)]
+    ax.legend(handles=handles, title=layer, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(f"{layer} at {cube.grid.res:g} m ({cube.grid.crs})")
     return save_png(fig, url)

@@ -1,10 +1,16 @@
 """STAC items for map outputs (projection + raster extensions, links to the MLflow run and model).
 
+A class layer of a categorical target also uses the classification extension (v2.0.0): its data and
+overview assets list ``classification:classes``, one object per class code with ``value``, ``name``
+(the label as in layer names), ``title`` (the label), ``color_hint`` (its colour in the COG's colour
+table) and a ``nodata`` class for 255.
+
 Validation works offline: the core STAC 1.1.0 item schema (with GeoJSON) ships inside pystac
-and is used as is; the projection (v2.0.0) and raster (v1.1.0) extension schemas are not
-shipped, so `EXTENSION_SCHEMAS` restates the fields we write from those specs
+and is used as is; the projection (v2.0.0), raster (v1.1.0) and classification (v2.0.0) extension
+schemas are not shipped, so `EXTENSION_SCHEMAS` restates the fields we write from those specs
 (``proj:code``, ``proj:shape``, ``proj:transform``, ``proj:bbox``; ``raster:bands`` of each data asset, with
-``nodata``, ``data_type``, ``scale``, ``offset``, ``unit``) and assets are checked against it.
+``nodata``, ``data_type``, ``scale``, ``offset``, ``unit``; ``classification:classes``) and assets are
+checked against it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 import pystac
 from jsonschema import Draft7Validator
 from pyproj import Transformer
+from pystac.extensions.classification import Classification, ClassificationExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 from pystac.validation.local_validator import get_local_schema_cache
@@ -25,6 +32,7 @@ from referencing import Registry, Resource
 
 from soilnet import storage
 from soilnet.data.grid import Grid
+from soilnet.mapping.classes import CLASS_NODATA, class_colours, label_slug
 from soilnet.mapping.cog import CogInfo
 from soilnet.mapping.map_cube import units_of
 
@@ -58,6 +66,27 @@ EXTENSION_SCHEMAS: dict[str, dict[str, Any]] = {
                         "scale": {"type": "number"},
                         "offset": {"type": "number"},
                         "unit": {"type": "string"},
+                    },
+                },
+            }
+        },
+    },
+    ClassificationExtension.get_schema_uri(): {
+        "type": "object",
+        "required": ["classification:classes"],
+        "properties": {
+            "classification:classes": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["value", "name"],
+                    "properties": {
+                        "value": {"type": "integer"},
+                        "name": {"type": "string", "pattern": "^[0-9A-Za-z-_]+$"},
+                        "title": {"type": "string"},
+                        "color_hint": {"type": "string", "pattern": "^([0-9A-Fa-f]){6}$"},
+                        "nodata": {"type": "boolean"},
                     },
                 },
             }
@@ -101,6 +130,15 @@ def validate_item(item: dict[str, Any]) -> None:
 @functools.cache
 def _to_wgs84(epsg: int) -> Transformer:
     return Transformer.from_crs(epsg, 4326, always_xy=True)
+
+
+def stac_classes(labels: tuple[str, ...]) -> list[Classification]:
+    """The classification extension's classes of a class layer: one per code, then the nodata code."""
+    classes = [
+        Classification.create(value=code, name=label_slug(label), title=label, color_hint=colour.upper())
+        for code, (label, colour) in enumerate(zip(labels, class_colours(labels), strict=True))
+    ]
+    return [*classes, Classification.create(value=CLASS_NODATA, name="nodata", title="no data", nodata=True)]
 
 
 def _footprint(grid: Grid, n: int = 10) -> tuple[dict[str, Any], list[float]]:
@@ -161,6 +199,8 @@ def build_item(
     for key, asset in assets:
         item.add_asset(key, asset)
         RasterExtension.ext(asset, add_if_missing=True).bands = [band]
+        if cog.classes:
+            ClassificationExtension.ext(asset, add_if_missing=True).classes = stac_classes(cog.classes)
     if tiles_url:
         tiles = pystac.Asset(
             tiles_url, "tile COGs (STAC items)", media_type=pystac.MediaType.GEOJSON, roles=["metadata"]
@@ -191,7 +231,7 @@ def write_tile_items(cog: CogInfo, grid: Grid, map_id: str, date: str, url: str)
         f.write('{"type": "FeatureCollection", "features": [\n')
         for i, tile in enumerate(cog.tiles):
             window = grid.window(tile.row0, tile.col0, tile.height, tile.width)
-            one = CogInfo(cog.layer, tile.url, cog.dtype, cog.nodata, cog.scale)
+            one = CogInfo(cog.layer, tile.url, cog.dtype, cog.nodata, cog.scale, classes=cog.classes)
             item = build_item(one, window, f"{map_id}-{tile.name}", date, densify=1)  # a tile: its 4 corners
             item = item.to_dict(include_self_link=False)
             item["properties"]["soilnet:tile"] = tile.name
