@@ -11,7 +11,6 @@ same combination as `soilnet.recipes.bundle.ModelBundle.predict`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,15 +29,12 @@ Mode = Literal["windows", "dense"]
 
 
 class TilePredictor(Protocol):
-    """What the map job needs from a model: shapes, names, a content hash and tile prediction."""
+    """What the map job needs from a model: shapes, names and tile prediction (its hash: `ModelCard`)."""
 
     bands: list[str]
     variables: list[str]
     patch: int
     months: int
-
-    def content_hash(self) -> str:
-        """A hash of everything that changes predictions (weights, statistics)."""
 
     def predict_tile(
         self, image: np.ndarray, series: np.ndarray, index: np.ndarray, stride: int, mode: Mode, batch_size: int
@@ -77,15 +73,6 @@ class Ensemble:
     def variables(self) -> list[str]:
         """Climate variables the models read, in order."""
         return list(self.stats.variables)
-
-    def content_hash(self) -> str:
-        """SHA-256 of every model's weights (sorted by name) and of the statistics."""
-        digest = hashlib.sha256((self.stats.model_dump_json() + repr(list(self.target_scaling))).encode())
-        for model in self.models:
-            for name, tensor in sorted(model.state_dict().items()):
-                digest.update(name.encode())
-                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return digest.hexdigest()
 
     def _inputs(self, image: np.ndarray, series: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         batch = normalise_batch({"image": image[None], "climate": series}, self.stats, self.mask_channel)

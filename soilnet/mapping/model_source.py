@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from collections.abc import Sequence
 
 import torch
 
-from soilnet import storage
 from soilnet.data.normalisation import load_stats
-from soilnet.mapping.config import MapConfig, ModelSourceConfig
+from soilnet.mapping.config import ModelSourceConfig
 from soilnet.mapping.ensemble import Ensemble
+from soilnet.mapping.model_card import check_model_targets, download_registered
 from soilnet.models.checkpoint import load_weights
 from soilnet.recipes.bundle import ModelBundle, load_bundle
 from soilnet.recipes.recipe import RecipeConfig, load_recipe
@@ -69,49 +68,9 @@ def load_bundle_ensemble(url: str, device: str, targets: Sequence[str] | None = 
     )
 
 
-def registry_of(cfg: MapConfig) -> str:
-    """The tracking URI holding the map's ``models:/`` alias (see `ModelSourceConfig.registry`)."""
-    uri = cfg.model.registry or cfg.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
-    workspace = storage.resolve(cfg.raster).url.rstrip("/").rsplit("/", 1)[0]
-    database = storage.join(workspace, "mlruns.db")
-    if not storage.is_remote(workspace) and storage.exists(database):
-        return f"sqlite:///{storage.resolve(database).path}"
-    raise ValueError(
-        f"map.model.bundle {cfg.model.bundle}: no MLflow registry to look it up in; set map.model.registry, "
-        f"map.mlflow_tracking_uri or $MLFLOW_TRACKING_URI (there is no {database})"
-    )
-
-
-def resolve_registry(cfg: MapConfig) -> MapConfig:
-    """``cfg`` with the registry of a ``models:/`` bundle filled in (the driver resolves it once for every actor)."""
-    if not (cfg.model.bundle or "").startswith("models:/") or cfg.model.registry:
-        return cfg
-    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"registry": registry_of(cfg)})})
-
-
-def download_registered(alias_uri: str, folder: str, registry: str | None = None) -> str:
-    """Download a registered model version (``models:/<name>@<alias>``) into ``folder``; returns its bundle folder.
-
-    A missing model or alias fails with one line naming the registry and what it holds.
-    """
-    import mlflow.artifacts
-    from mlflow import MlflowClient
-
-    from soilnet.tracking.lookups import find_alias, parse_models_uri
-    from soilnet.tracking.mlflow_model import bundle_in_model
-
-    client = MlflowClient(tracking_uri=registry, registry_uri=registry)
-    version = find_alias(client, *parse_models_uri(alias_uri))
-    local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=folder, tracking_uri=registry)
-    return str(bundle_in_model(local))
-
-
 def check_targets(bundle: ModelBundle, targets: Sequence[str] | None, where: str) -> None:
     """Refuse a model whose targets are not the map's (a pH model mapped as SOC)."""
-    if targets is not None and list(bundle.meta.targets) != list(targets):
-        raise ValueError(f"{where} predicts {bundle.meta.targets}, but map.targets is {list(targets)}")
+    check_model_targets(bundle.meta.targets, targets, where)
 
 
 def load_ensemble(

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from soilnet.mapping.config import MapConfig, ModelSourceConfig
-from soilnet.mapping.model_source import load_ensemble, registry_of, resolve_registry
+from soilnet.mapping.model_card import read_model_card, registry_of, resolve_registry
+from soilnet.mapping.model_source import load_ensemble
 from soilnet.tracking.lookups import NotFoundError
 from tests.fixtures.registry import register_tiny_champion
 
@@ -35,9 +36,10 @@ def registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_registered_champion_is_found_in_the_workspace_registry(registered):
     cfg = resolve_registry(_map(registered, "models:/soilnet-soc_g_kg@champion"))
     assert cfg.model.registry == f"sqlite:///{registered / 'mlruns.db'}"
-    model = load_ensemble(cfg.model, device="cpu", targets=cfg.targets)
-    direct = load_ensemble(ModelSourceConfig(bundle=str(registered / "runs" / "finetune" / "bundle")), device="cpu")
-    assert model.content_hash() == direct.content_hash()
+    model = read_model_card(cfg.model, targets=cfg.targets)
+    direct = read_model_card(ModelSourceConfig(bundle=str(registered / "runs" / "finetune" / "bundle")))
+    assert model.content_hash == direct.content_hash
+    assert load_ensemble(cfg.model, device="cpu", targets=cfg.targets).bands == direct.bands
 
 
 def test_an_unknown_name_or_alias_names_what_the_registry_holds(registered):
