@@ -6,7 +6,8 @@ Stages, as the nightly job runs them, on local disk (``--s3``: on the loopback S
    memory) from `soilnet.data.landsat_texture` (compresses like real Landsat-8 SR, printed), a 4 km
    climate cube (the region is the whole cube), the tiny ensemble of `tests.fixtures.tiny_models`;
 2. ``map``: the map job at 240 m on local Ray (reader, predictor and writer actors; ``--mode dense`` by default,
-   one encoder pass per tile, so the rehearsal fits a small machine);
+   one encoder pass per tile, so the rehearsal fits a small machine), driven, like every map stage, by its own
+   driver process (as ``soilnet map run`` or the nightly job's pod), connected to the benchmark's Ray cluster;
 3. ``publish``: COGs, STAC items and the preview;
 4. ``nightly-same``: the map job again with nothing changed;
 5. ``nightly-changed``: one shard rewritten through the cube writer (as an ingest would), then the map job;
@@ -23,7 +24,9 @@ Figures per stage (definitions used throughout):
   ``worker_process_setup_hook``); ``input read`` is the part under the raster and climate cubes;
   ``disk written``: bytes written by system calls (``/proc/<pid>/io`` wchar), which also covers GDAL;
 - ``requests``: storage requests (one per Zarr key or byte range, one per file opened);
-- ``driver`` / ``actor`` peak: peak resident memory (VmRSS) of the driver and of the largest Ray actor.
+- ``driver`` / ``actor`` peak: peak resident memory of the driver and of the largest Ray actor (VmRSS sampled);
+  for the map stages the driver is the map job's own process and its peak is its high-water mark (VmHWM),
+  for the other stages it is the benchmark's process, which does their work.
 
 The rates a map is made of (input bytes read and decoded per reader CPU-second and output pixels written
 per writer CPU-second, actor start-up excluded; seconds per tile of a run that selects and skips every
@@ -43,14 +46,16 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -63,13 +68,14 @@ from soilnet.data.landsat_texture import compression_ratio, landsat_raw, landsat
 from soilnet.data.raster_cube import RasterCubeWriter, create_raster_cube, open_raster_cube
 from soilnet.data.region import Tile
 from soilnet.mapping.config import MapConfig, ModelSourceConfig
-from soilnet.mapping.job import prepare_map, run_map
+from soilnet.mapping.job import MapRunResult, prepare_map, run_map
 from soilnet.mapping.map_cube import open_map_cube
 from soilnet.mapping.outputs import export_outputs
-from soilnet.mapping.projection import MeasuredRates, project, save_rates
 from soilnet.mapping.stages import MapJobSpec, PredictStage, ReadStage, tile_row
 from tests.fixtures.continents import CONUS, EUROPE, empty_continent
-from tests.fixtures.tiny_models import TINY_VARIABLES, save_tiny_bundle
+
+if TYPE_CHECKING:  # projection (through the plan's FLOP counter) and the tiny models import torch: the map
+    from soilnet.mapping.projection import MeasuredRates  # stages' driver processes import this module
 
 MIB = 2**20
 RATES = Path(__file__).resolve().parent / "results" / "scale_rates.json"
@@ -279,13 +285,63 @@ def measured(name: str, io_dir: str, stages: list[Stage]) -> Iterator[Stage]:
         stage.disk_written = sum(w - wchar0.get(p, 0) for p, w in sampler.wchar.items())
         for key in ("read", "written", "requests", "input_read"):
             setattr(stage, key, io1.get(key, 0) - io0.get(key, 0))
-        stage.driver_peak, stage.actor_peak = sampler.driver_peak, sampler.actor_peak
+        stage.driver_peak = stage.driver_peak or sampler.driver_peak  # a map stage's own driver, else this process
+        stage.actor_peak = sampler.actor_peak
         stages.append(stage)
         print(f"stage done: {table_row(stage)}", flush=True)
 
 
+def save_tiny_bundle_in_child(url: str) -> str:
+    """Save the tiny ensemble from a child process (torch stays out of this process); returns its URL."""
+    code = "import sys; from tests.fixtures.tiny_models import save_tiny_bundle; print(save_tiny_bundle(sys.argv[1]))"
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code, url], env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (VmHWM), MiB."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]) / 1024
+
+
+def drive(cfg: MapConfig, root: str, stage: Stage) -> MapRunResult:
+    """Run the map job in a driver process of its own on this Ray cluster; its peak memory is the stage's."""
+    import ray
+
+    job, result = os.path.join(root, "driver-job.json"), os.path.join(root, "driver-result.json")
+    Path(job).write_text(cfg.model_dump_json())
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    subprocess.run([sys.executable, __file__, "--drive", job, "--result", result], env=env, check=True)
+    out = json.loads(Path(result).read_text())
+    stage.driver_peak = out.pop("driver_peak_mib")
+    return MapRunResult(**out)
+
+
+def driver_main(job: str, result: str) -> None:
+    """The map job's driver process (``--drive``): counts its storage calls, runs the job, saves what it did."""
+    import ray
+    from ray.data import DataContext
+
+    install_io_counters()
+    ray.init(
+        address=os.environ["RAY_ADDRESS"],
+        log_to_driver=False,
+        runtime_env={"worker_process_setup_hook": install_io_counters},
+    )
+    DataContext.get_current().enable_progress_bars = False
+    try:
+        out = run_map(MapConfig.model_validate_json(Path(job).read_text()))
+    finally:
+        ray.shutdown()
+    Path(result).write_text(json.dumps({**asdict(out), "driver_peak_mib": peak_rss_mib()}))
+
+
 def generate(root: str, size: int, workers: int) -> tuple[str, str, float]:
     """Write the raster and climate cubes (the region is the whole cube); returns their URLs and the zstd ratio."""
+    from tests.fixtures.tiny_models import TINY_VARIABLES
+
     grid = Grid.from_origin(3035, 4_000_000.0, 3_000_000.0, 30.0, size, size)
     raster, climate = os.path.join(root, "raster.zarr"), os.path.join(root, "climate.zarr")
     writer = create_raster_cube(raster, grid, BAND_NAMES)
@@ -385,6 +441,8 @@ def table_row(s: Stage) -> str:
 
 def projection_table(rates: MeasuredRates, root: str, model: str) -> None:
     """Wall hours and cost for Europe and the contiguous US at 240 m and 30 m on 1, 8 and 64 GPUs."""
+    from soilnet.mapping.projection import project
+
     print("| region | resolution | GPUs | read h | predict h (GPU ASSUMED) | write h | wall h | bound | cost USD |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, ring, epsg in (("Europe", EUROPE, 3035), ("CONUS", CONUS, 5070)):
@@ -433,7 +491,7 @@ def rehearse(root: str, size: int, workers: int, mode: str, reuse: bool = False)
     else:
         with measured("generate", io_dir, stages) as stage:
             raster, climate, ratio = generate(root, size, workers)
-            model = save_tiny_bundle(os.path.join(root, "bundle"))
+            model = save_tiny_bundle_in_child(os.path.join(root, "bundle"))
             stage.note = f"zstd ratio {ratio:.2f}"
     print(f"generated {size} x {size} px = {size * size:.3g} px; pixels compress {ratio:.2f}x (blosc-zstd 3, shuffle)")
     input_bytes = folder_bytes(raster, climate)
@@ -464,16 +522,16 @@ def rehearse(root: str, size: int, workers: int, mode: str, reuse: bool = False)
     DataContext.get_current().enable_progress_bars = False
     try:
         cfg = config("map")
-        with measured("map", io_dir, stages):
-            first = run_map(cfg)
+        with measured("map", io_dir, stages) as stage:
+            first = drive(cfg, root, stage)
         with measured("publish", io_dir, stages):
             export_outputs(cfg)
         with measured("nightly-same", io_dir, stages) as stage:
-            same = run_map(cfg)
+            same = drive(cfg, root, stage)
             stage.note = f"{len(same.computed)} tiles computed"
         window = rewrite_shard(raster, CHANGED_SHARD)
         with measured("nightly-changed", io_dir, stages) as stage:
-            changed = run_map(cfg)
+            changed = drive(cfg, root, stage)
             stage.note = f"{len(changed.computed)} tiles computed"
     finally:
         ray.shutdown()
@@ -501,12 +559,14 @@ def rehearse(root: str, size: int, workers: int, mode: str, reuse: bool = False)
     work = m.work_cpu_by_name
     cpu_txt = [f"{n.removeprefix('ray::')[:40]} {c:.1f} ({work[n]:.1f})" for n, c in m.cpu_by_name.items()]
     print("map stage CPU-s by process (without start-up): " + ", ".join(cpu_txt))
+    from soilnet.mapping.projection import MeasuredRates
+
     rates = MeasuredRates(
         source=f"benchmarks/scale.py {time.strftime('%Y-%m-%d')}: {size} x {size} px at 30 m, "
         f"{os.cpu_count()} shared cores",
         read_decode_bytes_per_core_s=plan.input_bytes / max(m.actor_cpu("ReadStage"), 1e-3),
         write_px_per_s=plan.output_px / max(m.actor_cpu("WriteStage"), 1e-3),
-        tile_overhead_s=by["nightly-same"].wall / first.tiles,
+        tile_overhead_s=same.seconds / first.tiles,
         cpu_predict_px_per_core_s=plan.output_px / max(m.actor_cpu("PredictStage"), 1e-3),
     )
     print(f"measured rates: {rates.model_dump_json()}")
@@ -533,15 +593,22 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Threads generating shards.")
     parser.add_argument("--mode", choices=["windows", "dense"], default="dense", help="Map mode (map.mode).")
     parser.add_argument("--keep", help="Folder to work in and keep (default: a temporary one).")
+    parser.add_argument("--drive", help=argparse.SUPPRESS)  # a map stage's driver process: its job (MapConfig JSON)
+    parser.add_argument("--result", help=argparse.SUPPRESS)  # ... and where it saves what it did
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("SOILNET_PROGRESS", "0")
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    if args.drive:
+        driver_main(args.drive, args.result)
+        return
     size = args.size or (3200 if args.quick else 10240)
     root = args.keep or tempfile.mkdtemp(prefix="scale-")
     try:
         outcome = rehearse(root, size, args.workers, args.mode, reuse=bool(args.keep))
         if args.size is None:  # the rates of a standard run (its source names the size) are what plans read
+            from soilnet.mapping.projection import save_rates
+
             RATES.parent.mkdir(exist_ok=True)
             save_rates(outcome.rates, RATES)
             print(f"rates saved to {RATES}")
