@@ -19,6 +19,7 @@ from soilnet.cli.common import (
     results,
     run_guarded,
 )
+from soilnet.cli.experiment import experiment
 from soilnet.cli.ingest import app as ingest_app
 from soilnet.cli.map import app as map_app
 from soilnet.cli.models import app as models_app
@@ -45,6 +46,7 @@ app.add_typer(submit_app)
 app.add_typer(tracking_app, name="tracking", help="Deliver MLflow tracking calls spooled during an outage.")
 app.add_typer(train_app)
 app.command("serve")(serve)
+app.command("experiment")(experiment)
 
 
 @app.callback()

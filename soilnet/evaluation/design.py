@@ -109,14 +109,21 @@ class ArmConfig(StrictModel):
     )
     set: list[str] = Field(default_factory=list, description="Root-config overrides of this arm (section.field=value).")
     pretrain: bool = Field(False, description="Self-supervised pretraining of the arm's recipe first.")
+    pretrain_from: str | None = Field(
+        None,
+        description="Fine-tune from the pretrained encoders of this earlier pretraining arm (same seed), e.g. "
+        "a frozen or image-only variant of it.",
+    )
     baseline: BaselineArm | None = Field(None, description="Baseline arm: the model and its inputs.")
 
     @model_validator(mode="after")
     def _one_kind(self) -> ArmConfig:
         if (self.recipe is None) == (self.baseline is None):
             raise ValueError(f"arm {self.name!r}: give either recipe (a deep arm) or baseline, not both or neither")
-        if self.baseline is not None and (self.recipe_set or self.pretrain):
-            raise ValueError(f"arm {self.name!r}: recipe_set and pretrain apply to deep arms only")
+        if self.baseline is not None and (self.recipe_set or self.pretrain or self.pretrain_from):
+            raise ValueError(f"arm {self.name!r}: recipe_set, pretrain and pretrain_from apply to deep arms only")
+        if self.pretrain and self.pretrain_from:
+            raise ValueError(f"arm {self.name!r}: give pretrain or pretrain_from, not both")
         return self
 
     @property
@@ -148,10 +155,16 @@ class DesignConfig(StrictModel):
         arms = {a.name: a for a in self.arms}
         if self.reference not in arms:
             raise ValueError(f"reference {self.reference!r} is not an arm (arms: {list(arms)})")
+        names = list(arms)
         for arm in self.arms:
             source = arm.baseline.encoders_from if arm.baseline else None
             if source is not None and not (source in arms and arms[source].pretrain):
                 raise ValueError(f"arm {arm.name!r}: encoders_from {source!r} is not a pretraining arm of the design")
+            source = arm.pretrain_from
+            if source is not None and not (source in arms and arms[source].pretrain):
+                raise ValueError(f"arm {arm.name!r}: pretrain_from {source!r} is not a pretraining arm of the design")
+            if source is not None and names.index(source) > names.index(arm.name):
+                raise ValueError(f"arm {arm.name!r}: pretrain_from {source!r} must come earlier in the arms")
         if not any(a.is_deep for a in self.arms):
             raise ValueError("a design needs at least one deep arm (its windows feed the baselines)")
         return self
