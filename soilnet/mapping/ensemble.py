@@ -22,6 +22,7 @@ import torch
 from soilnet.data.normalisation import NormStats, normalise_batch
 from soilnet.models.dense import cut_windows
 from soilnet.models.fusion import SoilNetModel
+from soilnet.models.inr_model import INRSoilModel
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class Ensemble:
         model: SoilNetModel, tile: torch.Tensor, window: int, stride: int, mode: Mode, batch_size: int
     ) -> torch.Tensor:
         """Pooled encoder features (h * w, D) of every output pixel's window of a normalised tile."""
+        if isinstance(model, INRSoilModel):  # the INR embedding at each output pixel's centre
+            return model.grid_features(tile, window, stride, mode == "dense", batch_size)
         if mode == "dense":
             features = model.image_encoder.forward_dense(tile, window, stride)
             return features[0].permute(1, 2, 0).reshape(-1, features.shape[1])
