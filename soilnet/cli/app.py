@@ -24,6 +24,7 @@ from soilnet.cli.ingest import app as ingest_app
 from soilnet.cli.map import app as map_app
 from soilnet.cli.models import app as models_app
 from soilnet.cli.nightly import app as nightly_app
+from soilnet.cli.query import query
 from soilnet.cli.serve import serve
 from soilnet.cli.spectra import app as spectra_app
 from soilnet.cli.submit import app as submit_app
@@ -46,6 +47,7 @@ app.add_typer(submit_app)
 app.add_typer(tracking_app, name="tracking", help="Deliver MLflow tracking calls spooled during an outage.")
 app.add_typer(train_app)
 app.command("serve")(serve)
+app.command("query")(query)
 app.command("experiment")(experiment)
 
 
