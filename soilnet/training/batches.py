@@ -81,8 +81,9 @@ class CacheBatches:
 
     ``rows`` holds, per row of the epoch table (`soilnet.data.stream.epoch_table`), the cache
     row, its epoch and its ``valid`` weight; each epoch's length is a multiple of
-    ``world_size x batch_size`` (the largest group), and worker ``r`` of ``w`` takes the ``r``-th of
-    ``w`` contiguous slices of it (`worker_slice`).
+    ``world_size x batch_size`` (the largest group). The epoch is a sequence of batches of the
+    worker's batch size, dealt out in turn: worker ``r`` of ``w`` takes batches ``r, r + w, r + 2w,
+    ...`` (`worker_batches`), so an optimiser step trains on the same rows whatever the group size.
     With ``device="cuda"`` (``train.cache_device``) the cache moves to the worker's GPU once and
     batches are cut and normalised there (`soilnet.training.device_cache`).
     """
@@ -122,8 +123,7 @@ class CacheBatches:
         """The (cache row, valid) pairs of each of the `steps` batches of worker `rank` of `world` in `epoch`."""
         if epoch not in self.rows:
             raise ValueError(f"epoch {epoch} is not in the epoch table of these batches (epochs {sorted(self.rows)})")
-        mine = worker_slice(self.rows[epoch], rank, world)
-        return [mine[s : s + batch_size] for s in ((i * batch_size) % max(len(mine), 1) for i in range(steps))]
+        return worker_batches(self.rows[epoch], rank, world, steps, batch_size)
 
     def _batch(self, part: np.ndarray) -> Batch:
         sample = cache_rows(self.cache, part[:, 0].astype(np.int64))
@@ -132,12 +132,15 @@ class CacheBatches:
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items() if v.dtype.kind not in "OUS"}
 
 
-def worker_slice(table: np.ndarray, rank: int, world: int) -> np.ndarray:
-    """Worker `rank`'s contiguous slice of an epoch's rows, one of `world` equal slices."""
-    if len(table) % world:
-        raise ValueError(f"an epoch of {len(table)} rows does not split into {world} equal worker slices")
-    share = len(table) // world
-    return table[rank * share : (rank + 1) * share]
+def worker_batches(table: np.ndarray, rank: int, world: int, steps: int, batch_size: int) -> list[np.ndarray]:
+    """Worker `rank`'s `steps` batches of an epoch's rows: batches ``rank, rank + world, ...`` of the epoch's
+    sequence of `batch_size` rows (from its start again if `steps` asks for more)."""
+    if len(table) % (world * batch_size):
+        raise ValueError(
+            f"an epoch of {len(table)} rows does not split into batches of {batch_size} for {world} workers"
+        )
+    starts = (((i * world + rank) * batch_size) % len(table) for i in range(steps))
+    return [table[start : start + batch_size] for start in starts]
 
 
 def prefetched(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:

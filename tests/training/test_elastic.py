@@ -47,7 +47,9 @@ def test_a_smaller_group_keeps_the_global_batch_and_the_optimiser_steps_per_epoc
 
 
 @pytest.mark.parametrize(("max_workers", "batch_size", "n"), [(2, 4, 37), (4, 3, 50), (3, 4, 23)])
-def test_each_sample_is_seen_once_per_epoch_whatever_the_group_size(max_workers, batch_size, n):
+def test_each_sample_is_seen_once_per_epoch_and_each_step_trains_the_same_rows_whatever_the_group_size(
+    max_workers, batch_size, n
+):
     locations = pd.DataFrame(
         {"id": [f"p{i}" for i in range(n)], "x": 0.0, "y": 0.0, "date": "2020-01-01", "target": 1.0, "fold": 0}
     )
@@ -57,17 +59,24 @@ def test_each_sample_is_seen_once_per_epoch_whatever_the_group_size(max_workers,
     rows = pd.DataFrame({"row": row, "epoch": frame["epoch"], "valid": frame["valid"]})
     batches = CacheBatches(None, rows, stats=None, mask_channel=False)
     steps = steps_per_epoch(n, max_workers, batch_size)
-    for world in range(1, max_workers + 1):
-        try:
-            share = worker_share(world, max_workers, batch_size, 1, steps)
-        except ValueError:
-            continue  # a size check_worker_range refuses before the run
-        for epoch in range(2):
-            seen = Counter()
+    accum = 2
+    sizes = 0
+    for epoch in range(2):
+        by_step = {}
+        for world in range(max_workers, 0, -1):
+            try:
+                share = worker_share(world, max_workers, batch_size, accum, steps)
+            except ValueError:
+                continue  # a size check_worker_range refuses before the run
+            sizes += 1
+            seen, optimiser_steps = Counter(), {}
             for rank in range(world):
                 parts = batches.parts(epoch, share.steps_per_epoch, share.batch_size, rank, world)
                 assert len(parts) == share.steps_per_epoch
                 assert all(len(part) == share.batch_size for part in parts)
-                for part in parts:
+                for micro, part in enumerate(parts):
                     seen.update(part[part[:, 1] > 0, 0].astype(int).tolist())
+                    optimiser_steps.setdefault(micro // share.accum_steps, Counter()).update(part[:, 0].tolist())
             assert seen == Counter(range(n)), (world, epoch)
+            assert optimiser_steps == by_step.setdefault("max", optimiser_steps), (world, epoch)
+    assert sizes >= 2 * 2
