@@ -18,7 +18,6 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from soilnet import storage
 from soilnet.data.climate_cube import ClimateCube, open_climate_cube
@@ -36,17 +35,16 @@ from soilnet.mapping.changes import (
     tile_rows,
 )
 from soilnet.mapping.config import MapConfig, resolve_climate_end
+from soilnet.mapping.ensemble import Ensemble
 from soilnet.mapping.lease import MapLease
+from soilnet.mapping.ledger import LedgerSummary, RemoteLedger
 from soilnet.mapping.manifest import clear_markers, write_manifest
 from soilnet.mapping.map_cube import ensure_map_cube, open_map_cube
-from soilnet.mapping.model_card import ModelCard, read_model_card, resolve_registry
+from soilnet.mapping.model_source import load_ensemble, resolve_registry
+from soilnet.mapping.plan import MapPlan, make_plan
 from soilnet.mapping.stages import MapJobSpec, PredictStage, ReadStage, Row, WriteStage, change_row
 from soilnet.mapping.tiling import MapGrid
 from soilnet.progress import progress
-
-if TYPE_CHECKING:
-    from soilnet.mapping.ensemble import Ensemble
-    from soilnet.mapping.plan import MapPlan
 
 log = logging.getLogger(__name__)
 
@@ -74,43 +72,30 @@ def map_settings(cfg: MapConfig, grid: MapGrid) -> dict[str, object]:
 
 @dataclass
 class PreparedMap:
-    """A map job ready to run: the opened inputs, the model's card and the stages' spec.
-
-    The model itself is loaded only when asked for (`model`, `plan`), so a running job's driver never
-    imports torch nor holds weights: the predictor actors load them.
-    """
+    """A map job ready to run: the opened inputs, the model and the stages' spec."""
 
     raster: RasterCube
     climate: ClimateCube
     region: Region | None
-    card: ModelCard
+    model: Ensemble
     spec: MapJobSpec
 
     @functools.cached_property
-    def model(self) -> Ensemble:
-        """The model, loaded on the CPU."""
-        from soilnet.mapping.model_source import load_ensemble
-
-        return load_ensemble(self.spec.cfg.model, device="cpu", targets=self.spec.cfg.targets)
-
-    @functools.cached_property
     def plan(self) -> MapPlan:
-        """The map's plan: tiles, area, bytes, FLOPs (counted on the loaded model)."""
-        from soilnet.mapping.plan import make_plan
-
+        """The map's plan: tiles, area, bytes, FLOPs."""
         cfg = self.spec.cfg
         sustained = cfg.gpu_peak_tflops * cfg.gpu_peak_fraction
         return make_plan(self.spec.grid, self.region, self.raster, self.climate, self.model, cfg.mode, sustained)
 
 
 def prepare_map(cfg: MapConfig, overwrite: bool = False, force: bool = False, create: bool = True) -> PreparedMap:
-    """Open the inputs, read the model's card, hash config and (with ``create``) open or create the map cube."""
+    """Open the inputs, load the model, hash model and config and (with ``create``) open or create the map cube."""
     raster = open_raster_cube(cfg.raster)
     climate = open_climate_cube(cfg.climate)
     cfg = resolve_registry(resolve_climate_end(cfg, climate))
     region: Region | None = load_region(cfg.region) if cfg.region else None
-    card = read_model_card(cfg.model, targets=cfg.targets)
-    grid = MapGrid.build(raster.grid, cfg.resolution_m, card.patch, cfg.tile_px)
+    model = load_ensemble(cfg.model, device="cpu", targets=cfg.targets)
+    grid = MapGrid.build(raster.grid, cfg.resolution_m, model.patch, cfg.tile_px)
     shapes = region.projected(grid.output.epsg) if region is not None else None
     settings = map_settings(cfg, grid)
     url = map_cube_url(cfg.out)
@@ -125,26 +110,26 @@ def prepare_map(cfg: MapConfig, overwrite: bool = False, force: bool = False, cr
         out=cfg.out,
         grid=grid,
         touched=touched,
-        model_hash=card.content_hash,
+        model_hash=model.content_hash(),
         config_hash=config_hash(settings, shapes, raster, climate),
         force=force,
         trust_markers=not cfg.incremental,
     )
-    band_index = raster.band_index(card.bands)
+    band_index = raster.band_index(model.bands)
     spec = MapJobSpec(
         cfg=cfg,
         grid=grid,
         shapes=shapes,
-        bands=card.bands,
-        variables=card.variables,
-        months=card.months,
+        bands=model.bands,
+        variables=model.variables,
+        months=model.months,
         scale=raster.scale[band_index],
         offset=raster.offset[band_index],
         nodata=raster.nodata,
         map_url=url,
         selection=selection,
     )
-    return PreparedMap(raster, climate, region, card, spec)
+    return PreparedMap(raster, climate, region, model, spec)
 
 
 def _selector(prepared: PreparedMap) -> TileSelector:
@@ -172,6 +157,11 @@ class MapRunResult:
     tiles: int
     computed: list[str]
     seconds: float
+    #: tiles predicted more than once (their first try was lost with a node or a worker)
+    redone: list[str] = dataclasses.field(default_factory=list)
+    #: completed tile writes (one per computed tile) and repeated writes skipped (the tile's marker was this run's)
+    writes: int = 0
+    rewrites_skipped: int = 0
 
     @property
     def skipped(self) -> int:
@@ -179,16 +169,16 @@ class MapRunResult:
         return self.tiles - len(self.computed)
 
 
-def _run_local(spec: MapJobSpec, rows: list[Row]) -> list[str]:
+def _run_local(spec: MapJobSpec, rows: list[Row]) -> tuple[list[str], LedgerSummary]:
     reader, predictor, writer = ReadStage(spec), PredictStage(spec), WriteStage(spec)
     done = []
     for row in progress(rows, "map tiles"):
         for inputs in reader(row):
             done.append(writer(predictor(inputs))["name"])
-    return done
+    return done, LedgerSummary([], len(done), 0)  # one process: nothing is ever redone
 
 
-def _run_ray(spec: MapJobSpec, rows: list[Row]) -> list[str]:
+def _run_ray(spec: MapJobSpec, rows: list[Row]) -> tuple[list[str], LedgerSummary]:
     import ray
 
     if not ray.is_initialized():
@@ -198,13 +188,24 @@ def _run_ray(spec: MapJobSpec, rows: list[Row]) -> list[str]:
     gpus = cfg.gpus_per_predictor
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-    actor = {"num_cpus": cfg.cpus_per_actor, "fn_constructor_args": (spec,)}
+    ledger = RemoteLedger.start()  # counts the tiles redone after a lost node
     ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
     pool = ray.data.ActorPoolStrategy
-    ds = ds.flat_map(ReadStage, compute=pool(size=cfg.readers), **actor)
-    ds = ds.map(PredictStage, compute=pool(size=cfg.predictors), num_gpus=gpus, **actor)
-    ds = ds.map(WriteStage, compute=pool(size=1), **actor)
-    return [str(r["name"]) for r in progress(ds.iter_rows(), "map tiles", total=len(rows))]
+    cpus = cfg.cpus_per_actor
+    ds = ds.flat_map(ReadStage, compute=pool(size=cfg.readers), num_cpus=cpus, fn_constructor_args=(spec,))
+    predictors = pool(size=cfg.predictors)
+    ds = ds.map(PredictStage, compute=predictors, num_gpus=gpus, num_cpus=cpus, fn_constructor_args=(spec, ledger))
+    ds = ds.map(WriteStage, compute=pool(size=1), num_cpus=cpus, fn_constructor_args=(spec, ledger))
+    done = [str(r["name"]) for r in progress(ds.iter_rows(), "map tiles", total=len(rows))]
+    summary = ledger.summary()
+    if summary.redone or summary.rewrites_skipped:
+        log.warning(
+            "map: %d tiles redone after lost workers or nodes (%s), %d repeated writes skipped",
+            len(summary.redone),
+            ", ".join(summary.redone[:10]) + (" ..." if len(summary.redone) > 10 else ""),
+            summary.rewrites_skipped,
+        )
+    return done, summary
 
 
 def run_map(cfg: MapConfig, overwrite: bool = False, force: bool = False) -> MapRunResult:
@@ -216,10 +217,13 @@ def run_map(cfg: MapConfig, overwrite: bool = False, force: bool = False) -> Map
         selector = _selector(prepared)
         rows = [change_row(c) for r in range(tile_rows(spec.selection)) for c in selector.changes(r)]
         runner = _run_local if cfg.executor == "local" else _run_ray
-        computed = runner(spec, rows) if rows else []
+        computed, again = runner(spec, rows) if rows else ([], LedgerSummary([], 0, 0))
         mark_complete(open_map_cube(spec.map_url, writable=True).group)
     tiles = int(spec.selection.touched.sum())
-    result = MapRunResult(spec.map_url, tiles, sorted(computed), time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    result = MapRunResult(
+        spec.map_url, tiles, sorted(computed), seconds, again.redone, again.writes, again.rewrites_skipped
+    )
     write_manifest(
         cfg.out,
         {
@@ -228,10 +232,18 @@ def run_map(cfg: MapConfig, overwrite: bool = False, force: bool = False) -> Map
             "config_hash": spec.selection.config_hash,
             "tiles": tiles,
             "computed": len(computed),
+            "redone": len(result.redone),
+            "writes": result.writes,
+            "rewrites_skipped": result.rewrites_skipped,
             "seconds": round(result.seconds, 3),
         },
     )
     log.info(
-        "map %s: %d tiles computed, %d unchanged, %.1f s", result.map_url, len(computed), result.skipped, result.seconds
+        "map %s: %d tiles computed (%d redone), %d unchanged, %.1f s",
+        result.map_url,
+        len(computed),
+        len(result.redone),
+        result.skipped,
+        result.seconds,
     )
     return result

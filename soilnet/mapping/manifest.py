@@ -2,12 +2,13 @@
 
 A marker ``<out>/tiles/<name>.json`` says the tile's layers in the map cube are complete and
 were computed from inputs with ``input_hash`` (an input key, `soilnet.mapping.changes`) by a model
-with ``model_hash`` under map settings with ``config_hash``. A killed job leaves no marker for a
-tile it was writing, so a rerun recomputes exactly those. Markers are read a tile row at a time
-(`read_row_markers`, one concurrent batch of small GETs), never all at once.
+with ``model_hash`` under map settings with ``config_hash``, by the run ``run_id`` (a write that Ray
+repeats after a lost node finds its run's marker and is skipped: each tile is written once). A killed
+job leaves no marker for a tile it was writing, so a rerun recomputes exactly those. Markers are read
+a tile row at a time (`read_row_markers`, one concurrent batch of small GETs), never all at once.
 
 The manifest ``<out>/manifest.json`` is written at the end of each run: the model and config hashes,
-the run id and the tiles computed and skipped.
+the run id, the tiles computed and skipped, and those redone after a lost node.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class TileMarker:
     input_hash: str
     model_hash: str
     config_hash: str = ""
+    run_id: str = ""
 
 
 def markers_url(out: str) -> str:

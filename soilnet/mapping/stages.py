@@ -15,14 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from soilnet.data.raster_cube import decode
 from soilnet.data.region import Tile
 from soilnet.mapping.changes import CONTENT_KEY, SelectionSpec, TileChange
 from soilnet.mapping.config import MapConfig
 from soilnet.mapping.lease import check_lease
-from soilnet.mapping.manifest import TileMarker, write_marker
+from soilnet.mapping.ledger import PREDICTING, REWRITE_SKIPPED, WRITTEN, RemoteLedger
+from soilnet.mapping.manifest import TileMarker, read_row_markers, write_marker
 from soilnet.mapping.map_cube import MISSING_NODATA, open_map_cube
+from soilnet.mapping.model_source import load_ensemble
 from soilnet.mapping.reader import TileReader
 from soilnet.mapping.tiling import MapGrid
 
@@ -51,7 +54,7 @@ class MapJobSpec:
 
     def marker(self, name: str, input_key: str) -> TileMarker:
         """The done marker of a tile computed from inputs with ``input_key``."""
-        return TileMarker(name, input_key, self.selection.model_hash, self.selection.config_hash)
+        return TileMarker(name, input_key, self.selection.model_hash, self.selection.config_hash, self.run_id)
 
 
 def tile_row(tile: Tile) -> Row:
@@ -110,20 +113,19 @@ def missing_masks(valid: np.ndarray, grid: MapGrid, height: int, width: int) -> 
 
 
 class PredictStage:
-    """Loads the model once (GPU when present) and predicts the layers of each tile."""
+    """Loads the model once (GPU when present) and predicts the layers of each tile (each start noted in ``ledger``)."""
 
-    def __init__(self, spec: MapJobSpec) -> None:
-        import torch  # here, not at the top: the driver imports this module, only predictors load the model
-
-        from soilnet.mapping.model_source import load_ensemble
-
+    def __init__(self, spec: MapJobSpec, ledger: RemoteLedger | None = None) -> None:
         torch.set_num_threads(spec.cfg.threads)
         torch.use_deterministic_algorithms(True, warn_only=True)
         self.spec = spec
+        self.ledger = ledger
         self.model = load_ensemble(spec.cfg.model)
 
     def __call__(self, row: Row) -> Row:
         spec, cfg = self.spec, self.spec.cfg
+        if self.ledger is not None:
+            self.ledger.note(PREDICTING, str(row["name"]))
         start = time.perf_counter()
         raw = np.asarray(row["image"])
         image = decode(raw, spec.scale, spec.offset, spec.nodata)
@@ -147,16 +149,27 @@ class PredictStage:
 
 
 class WriteStage:
-    """Writes each tile into its own chunks of the map cube, then its done marker."""
+    """Writes each tile into its own chunks of the map cube, then its done marker; once per tile and run.
 
-    def __init__(self, spec: MapJobSpec) -> None:
+    Ray repeats a write whose output was lost with a node; the repeat finds the marker of its own run
+    and writes nothing (noted in ``ledger``).
+    """
+
+    def __init__(self, spec: MapJobSpec, ledger: RemoteLedger | None = None) -> None:
         self.spec = spec
+        self.ledger = ledger
         self.cube = open_map_cube(spec.map_url, writable=True)
 
     def __call__(self, row: Row) -> Row:
         name = str(row["name"])
         if self.spec.run_id:  # a killed driver's actors must not race the run that took over
             check_lease(self.spec.cfg.out, self.spec.run_id, self.spec.cfg.lease_ttl_s)
+            done = read_row_markers(self.spec.cfg.out, [name]).get(name)
+            if done is not None and done.run_id == self.spec.run_id:
+                log.info("tile %s: already written by run %s (a repeated write): skipped", name, done.run_id)
+                if self.ledger is not None:
+                    self.ledger.note(REWRITE_SKIPPED, name)
+                return {"name": name}
         self.cube.write_tile(
             int(row["row0"]),
             int(row["col0"]),
@@ -165,4 +178,6 @@ class WriteStage:
             np.asarray(row["missing"]),
         )
         write_marker(self.spec.cfg.out, self.spec.marker(name, str(row["input_hash"])))
+        if self.ledger is not None:
+            self.ledger.note(WRITTEN, name)
         return {"name": name}
