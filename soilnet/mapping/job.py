@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from soilnet import storage
 from soilnet.data.climate_cube import ClimateCube, open_climate_cube
@@ -35,16 +36,18 @@ from soilnet.mapping.changes import (
     tile_rows,
 )
 from soilnet.mapping.config import MapConfig, resolve_climate_end
-from soilnet.mapping.ensemble import Ensemble
 from soilnet.mapping.lease import MapLease
 from soilnet.mapping.ledger import LedgerSummary, RemoteLedger
 from soilnet.mapping.manifest import clear_markers, write_manifest
 from soilnet.mapping.map_cube import ensure_map_cube, open_map_cube
-from soilnet.mapping.model_source import load_ensemble, resolve_registry
-from soilnet.mapping.plan import MapPlan, make_plan
+from soilnet.mapping.model_card import ModelCard, read_model_card, resolve_registry
 from soilnet.mapping.stages import MapJobSpec, PredictStage, ReadStage, Row, WriteStage, change_row
 from soilnet.mapping.tiling import MapGrid
 from soilnet.progress import progress
+
+if TYPE_CHECKING:
+    from soilnet.mapping.ensemble import Ensemble
+    from soilnet.mapping.plan import MapPlan
 
 log = logging.getLogger(__name__)
 
@@ -72,30 +75,43 @@ def map_settings(cfg: MapConfig, grid: MapGrid) -> dict[str, object]:
 
 @dataclass
 class PreparedMap:
-    """A map job ready to run: the opened inputs, the model and the stages' spec."""
+    """A map job ready to run: the opened inputs, the model's card and the stages' spec.
+
+    The model itself is loaded only when asked for (`model`, `plan`), so a running job's driver never
+    imports torch nor holds weights: the predictor actors load them.
+    """
 
     raster: RasterCube
     climate: ClimateCube
     region: Region | None
-    model: Ensemble
+    card: ModelCard
     spec: MapJobSpec
 
     @functools.cached_property
+    def model(self) -> Ensemble:
+        """The model, loaded on the CPU."""
+        from soilnet.mapping.model_source import load_ensemble
+
+        return load_ensemble(self.spec.cfg.model, device="cpu", targets=self.spec.cfg.targets)
+
+    @functools.cached_property
     def plan(self) -> MapPlan:
-        """The map's plan: tiles, area, bytes, FLOPs."""
+        """The map's plan: tiles, area, bytes, FLOPs (counted on the loaded model)."""
+        from soilnet.mapping.plan import make_plan
+
         cfg = self.spec.cfg
         sustained = cfg.gpu_peak_tflops * cfg.gpu_peak_fraction
         return make_plan(self.spec.grid, self.region, self.raster, self.climate, self.model, cfg.mode, sustained)
 
 
 def prepare_map(cfg: MapConfig, overwrite: bool = False, force: bool = False, create: bool = True) -> PreparedMap:
-    """Open the inputs, load the model, hash model and config and (with ``create``) open or create the map cube."""
+    """Open the inputs, read the model's card, hash config and (with ``create``) open or create the map cube."""
     raster = open_raster_cube(cfg.raster)
     climate = open_climate_cube(cfg.climate)
     cfg = resolve_registry(resolve_climate_end(cfg, climate))
     region: Region | None = load_region(cfg.region) if cfg.region else None
-    model = load_ensemble(cfg.model, device="cpu", targets=cfg.targets)
-    grid = MapGrid.build(raster.grid, cfg.resolution_m, model.patch, cfg.tile_px)
+    card = read_model_card(cfg.model, targets=cfg.targets)
+    grid = MapGrid.build(raster.grid, cfg.resolution_m, card.patch, cfg.tile_px)
     shapes = region.projected(grid.output.epsg) if region is not None else None
     settings = map_settings(cfg, grid)
     url = map_cube_url(cfg.out)
@@ -110,26 +126,26 @@ def prepare_map(cfg: MapConfig, overwrite: bool = False, force: bool = False, cr
         out=cfg.out,
         grid=grid,
         touched=touched,
-        model_hash=model.content_hash(),
+        model_hash=card.content_hash,
         config_hash=config_hash(settings, shapes, raster, climate),
         force=force,
         trust_markers=not cfg.incremental,
     )
-    band_index = raster.band_index(model.bands)
+    band_index = raster.band_index(card.bands)
     spec = MapJobSpec(
         cfg=cfg,
         grid=grid,
         shapes=shapes,
-        bands=model.bands,
-        variables=model.variables,
-        months=model.months,
+        bands=card.bands,
+        variables=card.variables,
+        months=card.months,
         scale=raster.scale[band_index],
         offset=raster.offset[band_index],
         nodata=raster.nodata,
         map_url=url,
         selection=selection,
     )
-    return PreparedMap(raster, climate, region, model, spec)
+    return PreparedMap(raster, climate, region, card, spec)
 
 
 def _selector(prepared: PreparedMap) -> TileSelector:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from soilnet.data.raster_cube import decode
 from soilnet.data.region import Tile
@@ -25,7 +24,6 @@ from soilnet.mapping.lease import check_lease
 from soilnet.mapping.ledger import PREDICTING, REWRITE_SKIPPED, WRITTEN, RemoteLedger
 from soilnet.mapping.manifest import TileMarker, read_row_markers, write_marker
 from soilnet.mapping.map_cube import MISSING_NODATA, open_map_cube
-from soilnet.mapping.model_source import load_ensemble
 from soilnet.mapping.reader import TileReader
 from soilnet.mapping.tiling import MapGrid
 
@@ -116,6 +114,10 @@ class PredictStage:
     """Loads the model once (GPU when present) and predicts the layers of each tile (each start noted in ``ledger``)."""
 
     def __init__(self, spec: MapJobSpec, ledger: RemoteLedger | None = None) -> None:
+        import torch  # here, not at the top: the driver imports this module, only predictors load the model
+
+        from soilnet.mapping.model_source import load_ensemble
+
         torch.set_num_threads(spec.cfg.threads)
         torch.use_deterministic_algorithms(True, warn_only=True)
         self.spec = spec
