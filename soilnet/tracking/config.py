@@ -34,6 +34,16 @@ class TrackingConfig(StrictModel):
     promote_metric: Literal["rmse", "mae", "me", "r2", "ccc", "rpiq"] = Field(
         "rmse", description="Cross-validated metric (mean over folds) that decides promotion ('me': |bias|)."
     )
+    promote_class_metric: Literal["accuracy", "balanced_accuracy", "macro_f1", "log_loss"] = Field(
+        "macro_f1",
+        description="Cross-validated metric (mean over folds) that decides promotion when the primary target is "
+        "categorical (binary or multiclass); log_loss: lower is better.",
+    )
+
+    def ranking_metric(self, categorical: bool) -> str:
+        """The metric that ranks a model whose primary target is categorical (or continuous)."""
+        return self.promote_class_metric if categorical else self.promote_metric
+
     on_unavailable: Literal["spool", "fail"] = Field(
         "spool",
         description="When the tracking server cannot be reached. 'spool': wait up to start_timeout_s for it to "

@@ -5,7 +5,8 @@ A cross-validation run logs its bundle (all fold models, an ensemble) under the 
 ``cv_<metric>_mean`` and its inputs as MLflow datasets. `promote` logs that bundle as an MLflow
 Model (a pyfunc, `soilnet.tracking.mlflow_model`), registers it as a new version of the target's
 model (``soilnet-<target>`` by default, `TrackingConfig.model_name`) and moves the champion alias
-only when the version beats the current champion on the configured metric; a run on other
+only when the version beats the current champion on the configured metric (``promote_metric``, or
+``promote_class_metric`` when the bundle's primary target is categorical); a run on other
 targets, points or folds than the champion is refused. `load_champion` reads the champion's bundle.
 """
 
@@ -136,13 +137,21 @@ def promote(cfg: TrackingConfig, workspace: str, run_id: str) -> Promotion:
     tracker = RunTracker.for_run(cfg, workspace, run_id)
     client = tracker.client
     run = find_run(client, run_id)
-    key = cv_metric_key(cfg.promote_metric)
-    if key not in run.data.metrics:
-        raise ValueError(f"run {run_id} has no metric {key!r}: promote a finished cross-validation run")
-    score = float(run.data.metrics[key])
+    keys = [cv_metric_key(cfg.promote_metric), cv_metric_key(cfg.promote_class_metric)]
+    if not any(key in run.data.metrics for key in keys):
+        raise ValueError(
+            f"run {run_id} has no metric {keys[0]!r} (nor {keys[1]!r} for a categorical primary target): "
+            "promote a finished cross-validation run"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         folder = run_bundle(client, run, tmp)
-        targets = load_bundle(folder).meta.targets
+        meta = load_bundle(folder).meta
+        targets = meta.targets
+        metric = cfg.ranking_metric(meta.outputs()[0].categorical)
+        key = cv_metric_key(metric)
+        if key not in run.data.metrics:
+            raise ValueError(f"run {run_id} of primary target {targets[0]!r} has no metric {key!r} to rank it by")
+        score = float(run.data.metrics[key])
         name = cfg.model_name(targets)
         previous = current_champion(client, name, cfg.champion_alias)
         if previous is not None:
@@ -156,21 +165,21 @@ def promote(cfg: TrackingConfig, workspace: str, run_id: str) -> Promotion:
         run_id=run_id,
         model_id=model.model_id,
         tags={
-            "cv_metric": cfg.promote_metric,
+            "cv_metric": metric,
             "cv_score": str(score),
             BUNDLE_URL_TAG: run.data.tags.get(BUNDLE_URL_TAG, ""),
             "soilnet.targets": ",".join(targets),
         },
-        description=f"cross-validated {cfg.promote_metric} {score:.4g} of {', '.join(targets)}",
+        description=f"cross-validated {metric} {score:.4g} of {', '.join(targets)}",
     )
-    wins = previous is None or math.isnan(previous[1]) or is_better(cfg.promote_metric, score, previous[1])
+    wins = previous is None or math.isnan(previous[1]) or is_better(metric, score, previous[1])
     if wins:
         client.set_registered_model_alias(name, cfg.champion_alias, version.version)
     log.info(
         "%s version %s (%s %.4g) %s the champion %s",
         name,
         version.version,
-        cfg.promote_metric,
+        metric,
         score,
         "replaces" if wins else "does not beat",
         previous,
@@ -178,7 +187,7 @@ def promote(cfg: TrackingConfig, workspace: str, run_id: str) -> Promotion:
     return Promotion(
         name,
         version.version,
-        cfg.promote_metric,
+        metric,
         score,
         previous[0] if previous else None,
         previous[1] if previous else None,

@@ -172,5 +172,7 @@ def test_is_better_follows_metric_direction():
     assert metrics.is_better("ccc", 0.6, 0.5)
     assert metrics.is_better("me", -0.1, 0.3)
     assert not metrics.is_better("me", -0.5, 0.3)
+    assert metrics.is_better("macro_f1", 0.7, 0.6) and metrics.is_better("balanced_accuracy", 0.7, 0.6)
+    assert metrics.is_better("log_loss", 0.4, 0.5) and not metrics.is_better("log_loss", 0.6, 0.5)
     with pytest.raises(ValueError, match="unknown metric 'mse'"):
         metrics.is_better("mse", 1.0, 2.0)

@@ -22,10 +22,12 @@ from tests.fixtures.tiny_models import (
 )
 
 
-def _cv_run(cfg: TrackingConfig, rmse: float, bundle: str, target: str = "soc_g_kg", points: str = "p1") -> str:
+def _cv_run(
+    cfg: TrackingConfig, rmse: float, bundle: str, target: str = "soc_g_kg", points: str = "p1", metric: str = "rmse"
+) -> str:
     """A finished cross-validation run: its metric, bundle artifact (its storage URL unreachable) and identity."""
     tracker = RunTracker.start(cfg, "unused", "cv")
-    tracker.log_metrics({"cv_rmse_mean": rmse})
+    tracker.log_metrics({f"cv_{metric}_mean": rmse})
     tracker.log_params({"finetune": {"target": target, "folds": {"k": 3, "seed": 0}}})
     tracker.log_inputs([InputDataset("points", "s3://nowhere/points.parquet", points, 10, "rows")])
     tracker.log_folder(bundle, BUNDLE_ARTIFACT)
@@ -57,6 +59,23 @@ def test_champion_moves_only_when_the_cv_metric_improves(mlflow_server, bundle):
     client = MlflowClient(tracking_uri=mlflow_server)
     assert client.get_model_version_by_alias(cfg.registered_model, "champion").version == better.version
     assert len(client.search_model_versions(f"name='{cfg.registered_model}'")) == 3
+
+
+def test_a_categorical_primary_target_is_ranked_by_the_class_metric(mlflow_server, tmp_path):
+    from soilnet.recipes.bundle import save_bundle
+
+    tiny = tiny_bundle()
+    meta = tiny.meta.model_copy(
+        update={"targets": ["permafrost"], "units": [""], "kinds": ["binary"], "classes": {"permafrost": ["no", "yes"]}}
+    )
+    bundle = save_bundle(str(tmp_path / "bundle"), tiny.recipe, tiny.models, tiny.stats, meta)
+    cfg = _cfg(mlflow_server, registered_model=f"m-{uuid.uuid4().hex[:6]}")
+    first = promote(cfg, "unused", _cv_run(cfg, 0.6, bundle, "permafrost", metric="macro_f1"))
+    assert first.promoted and first.metric == "macro_f1"
+    assert not promote(cfg, "unused", _cv_run(cfg, 0.5, bundle, "permafrost", metric="macro_f1")).promoted
+    assert promote(cfg, "unused", _cv_run(cfg, 0.7, bundle, "permafrost", metric="macro_f1")).promoted
+    with pytest.raises(ValueError, match="primary target 'permafrost' has no metric 'cv_macro_f1_mean'"):
+        promote(cfg, "unused", _cv_run(cfg, 1.0, bundle, "permafrost"))  # only cv_rmse_mean
 
 
 def test_promoting_a_run_without_cv_metrics_names_the_metric(mlflow_server):
