@@ -201,3 +201,19 @@ def format_class_table(summary: pd.DataFrame, digits: int = 3) -> str:
             f"{target}  {model}  {label}: precision {cells['precision']}  recall {cells['recall']}  (n={support})"
         )
     return "\n".join(lines)
+
+
+def classify_line(summary: pd.DataFrame, target: str, model: str, baseline: str = "random_forest") -> str:
+    """The headline of a categorical target: ``CLASSIFY[<target>]: balanced_accuracy=B macro_f1=F rf_macro_f1=R
+    (target: macro_f1 > rf_macro_f1)``, from the fold means of `model` and of the random forest `baseline`
+    (``nan`` for a score that is not in the summary)."""
+
+    def mean(name: str, metric: str) -> float:
+        row = summary[(summary["target"] == target) & (summary["model"] == name) & (summary["metric"] == metric)]
+        return float(row["mean"].iloc[0]) if len(row) else float("nan")
+
+    return (
+        f"CLASSIFY[{target}]: balanced_accuracy={mean(model, 'balanced_accuracy'):.3f} "
+        f"macro_f1={mean(model, 'macro_f1'):.3f} rf_macro_f1={mean(baseline, 'macro_f1'):.3f} "
+        "(target: macro_f1 > rf_macro_f1)"
+    )

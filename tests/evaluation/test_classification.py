@@ -149,3 +149,19 @@ def test_per_class_summary_and_confusion_totals():
     np.testing.assert_array_equal(totals["count"], skm.confusion_matrix(y, proba.argmax(1)).ravel())
     text = cl.format_class_table(summary, digits=2)
     assert "permafrost  rf  yes: precision 0.83 ± 0.24  recall 0.75 ± 0.35  (n=4)" in text
+
+
+def test_classify_line_reads_the_fold_means():
+    summary = pd.DataFrame(
+        {
+            "target": ["permafrost"] * 3,
+            "model": ["finetuned", "finetuned", "random_forest"],
+            "metric": ["balanced_accuracy", "macro_f1", "macro_f1"],
+            "mean": [0.8123, 0.7951, 0.7012],
+            "std": [0.01, 0.02, 0.03],
+        }
+    )
+    assert cl.classify_line(summary, "permafrost", "finetuned") == (
+        "CLASSIFY[permafrost]: balanced_accuracy=0.812 macro_f1=0.795 rf_macro_f1=0.701 (target: macro_f1 > rf_macro_f1)"
+    )
+    assert "rf_macro_f1=nan" in cl.classify_line(summary.iloc[:2], "permafrost", "finetuned")
