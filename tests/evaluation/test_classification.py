@@ -162,6 +162,7 @@ def test_classify_line_reads_the_fold_means():
         }
     )
     assert cl.classify_line(summary, "permafrost", "finetuned") == (
-        "CLASSIFY[permafrost]: balanced_accuracy=0.812 macro_f1=0.795 rf_macro_f1=0.701 (target: macro_f1 > rf_macro_f1)"
+        "CLASSIFY[permafrost]: balanced_accuracy=0.812 macro_f1=0.795 rf_macro_f1=0.701 "
+        "(target: macro_f1 > rf_macro_f1)"
     )
     assert "rf_macro_f1=nan" in cl.classify_line(summary.iloc[:2], "permafrost", "finetuned")
