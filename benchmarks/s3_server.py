@@ -50,6 +50,7 @@ def start_s3(counts: str | None = None) -> S3Server:
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     if counts:
+        Path(counts).parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, __file__, "--port", str(port), "--counts", counts]
     server = S3Server(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     os.environ.update(
