@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -61,12 +62,23 @@ EXCLUDED_LANDCOVER: tuple[int, ...] = (50, 70, 80, 90, 95)
 
 #: Storage encoding of a single-band soil property raster (e.g. the demo's true SOC map).
 SOC_SPEC = BandSpec("soc_g_kg", "soil organic carbon", "g/kg", 0.01)
-
+#: Storage encodings of the demo's other true maps: pH and class codes (index in the class vocabulary).
+TRUTH_SPECS: tuple[BandSpec, ...] = (
+    SOC_SPEC,
+    BandSpec("ph_h2o", "soil pH in water", "pH", 0.001),
+    BandSpec("permafrost", "near-surface permafrost (class code)", "1", 1.0),
+    BandSpec("taxonomy_order", "soil taxonomy order (class code)", "1", 1.0),
+)
 
 #: Every band soilnet knows how to store, by name.
-KNOWN_SPECS: dict[str, BandSpec] = {**BANDS, SOC_SPEC.name: SOC_SPEC}
+KNOWN_SPECS: dict[str, BandSpec] = {**BANDS, **{s.name: s for s in TRUTH_SPECS}}
+#: A depth suffix (``soc_g_kg_20_50cm``): the band stores like the property without it.
+DEPTH_SUFFIX = re.compile(r"_\d+(\.\d+)?_\d+(\.\d+)?cm$")
 
 
 def band_spec(name: str) -> BandSpec:
-    """The storage spec of a known band; a generic 1e-4 encoding for unknown names."""
-    return KNOWN_SPECS.get(name, BandSpec(name, name, "1", 1e-4))
+    """The storage spec of a known band (or of a known property at a depth); a generic 1e-4 encoding otherwise."""
+    known = KNOWN_SPECS.get(name) or KNOWN_SPECS.get(DEPTH_SUFFIX.sub("", name))
+    if known is None:
+        return BandSpec(name, name, "1", 1e-4)
+    return known if known.name == name else BandSpec(name, known.description, known.units, known.scale, known.offset)

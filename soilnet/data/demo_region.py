@@ -10,6 +10,21 @@ without memory growing with its size. The soil organic carbon field depends on
 
 plus sampling noise of a known, recorded standard deviation, so the demo can show that
 context-aware models beat centre-pixel ones, and map error can be measured.
+
+Further targets (contract C1), each with its true map in ``truth.zarr`` (bands after ``soc_g_kg``),
+their point labels drawn from random streams of their own, so the SOC values stay those of
+earlier versions for the same seed:
+
+- ``ph_h2o``: acid under forest context, in wet and rainy places and with much organic matter;
+- ``permafrost`` (binary, labels ``no`` / ``yes``): where a frost index of elevation, mean
+  temperature and wetness (organic layers insulate) passes a threshold;
+- ``taxonomy_order`` (4 classes): Gelisols on permafrost, else Histosols where SOC is very high,
+  else Spodosols where the topsoil is acid, else Inceptisols;
+- with ``subsoil_cm`` set (e.g. [20, 50]), a second row per point at that depth with SOC and pH of
+  the subsoil (``soc_g_kg_<top>_<bottom>cm``, ``ph_h2o_<top>_<bottom>cm`` true maps); its class
+  columns are missing (site properties are recorded on the topsoil row).
+
+Class labels are flipped to another class with probability ``class_label_noise``.
 """
 
 from __future__ import annotations
@@ -26,7 +41,7 @@ from scipy.ndimage import uniform_filter
 
 from soilnet import storage
 from soilnet.configbase import StrictModel
-from soilnet.data.bands import BAND_NAMES, CLIMATE_VARIABLES, INDEX_BANDS, REFLECTANCE_BANDS, SOC_SPEC
+from soilnet.data.bands import BAND_NAMES, CLIMATE_VARIABLES, INDEX_BANDS, REFLECTANCE_BANDS, TRUTH_SPECS
 from soilnet.data.climate_cube import (
     ClimateLayout,
     create_climate_cube,
@@ -38,6 +53,7 @@ from soilnet.data.grid import Grid
 from soilnet.data.noise import fbm, value_noise
 from soilnet.data.points import write_points
 from soilnet.data.raster_cube import RasterLayout, create_raster_cube
+from soilnet.data.targets import output_name
 from soilnet.progress import progress
 
 log = logging.getLogger(__name__)
@@ -54,6 +70,17 @@ SPECTRA: dict[int, tuple[float, ...]] = {
 NO_SOIL = (50, 80)
 CONTEXT_RADIUS_PX = 16  # ~1 km window at 30 m
 CONTEXT_RADIUS_M = CONTEXT_RADIUS_PX * 30.0
+#: Topsoil interval of every demo point (cm).
+TOPSOIL_CM = (0.0, 20.0)
+#: Class vocabularies of the demo's class columns (class code = index).
+PERMAFROST_CLASSES = ("no", "yes")
+TAXONOMY_ORDERS = ("Gelisols", "Histosols", "Inceptisols", "Spodosols")
+#: Frost index above which the ground is permafrost (about a quarter of the default region).
+PERMAFROST_THRESHOLD = 0.55
+#: SOC (g/kg) above which a soil is a Histosol; topsoil pH below which it is a Spodosol (default region:
+#: about 28 % Gelisols, 14 % Histosols, 12 % Spodosols, 46 % Inceptisols).
+HISTOSOL_SOC_G_KG = 29.0
+SPODOSOL_PH = 6.5
 
 
 class DemoConfig(StrictModel):
@@ -68,6 +95,15 @@ class DemoConfig(StrictModel):
     seed: int = Field(0, ge=0, description="Seed of every random field and of the sample locations.")
     n_points: int = Field(2000, ge=10, description="Number of labelled soil samples to draw.")
     noise_std_g_kg: float = Field(3.0, ge=0, description="Std of the sampling noise added to SOC targets (g/kg).")
+    ph_noise_std: float = Field(0.2, ge=0, description="Std of the sampling noise added to pH targets.")
+    class_label_noise: float = Field(
+        0.05, ge=0, lt=0.5, description="Probability that a point's class label is flipped to another class."
+    )
+    subsoil_cm: tuple[float, float] | None = Field(
+        None,
+        description="A second depth interval [top, bottom] (cm) sampled at every point, below the 0-20 cm topsoil "
+        "(e.g. [20, 50]); None: topsoil rows only.",
+    )
     cloud_cover: float = Field(0.04, ge=0, lt=0.9, description="Approximate fraction of pixels under cloud (nodata).")
     climate_res_deg: float = Field(1 / 24, gt=0, description="Climate grid cell size in degrees (TerraClimate: 1/24).")
     first_month: str = Field("2013-01", description="First month of the climate series (YYYY-MM).")
@@ -154,6 +190,10 @@ class Fields:
         lc[(wet > 0.78) & (elev < 230)] = 80
         return lc
 
+    def frost_patches(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Local variation of the frost index (snow drift, aspect) in [-1, 1], ~6 km features."""
+        return self._n(rows, cols, 200, 8, 3)
+
     def cloud(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """True where the scene is cloudy (the Landsat bands and indices are nodata)."""
         if self.cfg.cloud_cover <= 0:
@@ -230,6 +270,51 @@ def soc_field(
     return np.exp(log_soc)
 
 
+def ph_field(
+    soc: np.ndarray, forest_ctx: np.ndarray, wet: np.ndarray, temp: np.ndarray, precip: np.ndarray
+) -> np.ndarray:  # fmt: skip
+    """Topsoil pH in water: acid under forest context, when wet or rainy and with much organic matter."""
+    ph = (
+        7.0
+        - 2.5 * forest_ctx
+        - 2.0 * (wet - 0.5)
+        - 0.04 * (precip - 75.0)
+        + 0.1 * (temp - 9.0)
+        - 0.8 * np.log(np.maximum(soc, 0.1) / 20.0)
+    )
+    return np.clip(ph, 3.5, 9.0)
+
+
+def subsoil_fields(
+    soc: np.ndarray, ph: np.ndarray, wet: np.ndarray, forest_ctx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """SOC (g/kg) and pH of the subsoil: less carbon (less loss where wet), less acid (more so under forest)."""
+    return soc * (0.35 + 0.3 * wet), np.clip(ph + 0.3 + 0.25 * forest_ctx, 3.5, 9.5)
+
+
+def permafrost_field(elev: np.ndarray, temp: np.ndarray, wet: np.ndarray, patches: np.ndarray) -> np.ndarray:
+    """Permafrost class code (0 no, 1 yes): a frost index of elevation, mean temperature and wetness."""
+    frost = 0.006 * (elev - 350.0) - 0.8 * (temp - 9.0) + 0.8 * (wet - 0.5) + 0.3 * patches
+    return (frost > PERMAFROST_THRESHOLD).astype(np.float64)
+
+
+def taxonomy_field(permafrost: np.ndarray, soc: np.ndarray, ph: np.ndarray) -> np.ndarray:
+    """Taxonomy order code (index in `TAXONOMY_ORDERS`): Gelisols, Histosols, Spodosols, else Inceptisols."""
+    order = np.full(np.shape(soc), TAXONOMY_ORDERS.index("Inceptisols"), dtype=np.float64)
+    order[ph < SPODOSOL_PH] = TAXONOMY_ORDERS.index("Spodosols")
+    order[soc > HISTOSOL_SOC_G_KG] = TAXONOMY_ORDERS.index("Histosols")
+    order[permafrost > 0] = TAXONOMY_ORDERS.index("Gelisols")
+    return order
+
+
+def truth_bands(cfg: DemoConfig) -> list[str]:
+    """The true maps of ``truth.zarr`` in band order: topsoil properties and classes, then the subsoil's."""
+    names = [s.name for s in TRUTH_SPECS]
+    if cfg.subsoil_cm is not None:
+        names += [output_name(c, cfg.subsoil_cm) for c in ("soc_g_kg", "ph_h2o")]
+    return names
+
+
 def reflectance(lc: np.ndarray, green: np.ndarray, soc: np.ndarray, speckle: np.ndarray) -> np.ndarray:
     """(7, h, w) surface reflectance from class spectra, greenness, SOC darkening and sensor noise."""
     spectra = np.zeros((7, *lc.shape), dtype=np.float64)
@@ -264,12 +349,13 @@ def slope_percent(elev: np.ndarray, res: float) -> np.ndarray:
 
 @dataclass
 class TileResult:
-    """One generated tile: the 14 bands, land cover, true SOC and cloud mask."""
+    """One generated tile: the 14 bands, land cover, true SOC, cloud mask and every true map by name."""
 
     bands: np.ndarray
     landcover: np.ndarray
     soc: np.ndarray
     cloud: np.ndarray
+    truth: dict[str, np.ndarray]
 
 
 class DemoGenerator:
@@ -307,14 +393,35 @@ class DemoGenerator:
         x = self.grid.x_coords(col0, width)[None, :] + 0 * elev
         y = self.grid.y_coords(row0, height)[:, None] + 0 * elev
         temp, precip = self.climate_normals_at(x, y)
-        lc_t, green_t = lc[inner], green[inner]
-        soc = soc_field(green_t, forest_ctx, green_ctx, f.wetness(rows, cols)[inner], elev, temp, precip)
+        lc_t, green_t, wet = lc[inner], green[inner], f.wetness(rows, cols)[inner]
+        soc = soc_field(green_t, forest_ctx, green_ctx, wet, elev, temp, precip)
         soc[np.isin(lc_t, NO_SOIL)] = np.nan
         sr = reflectance(lc_t, green_t, soc, self.speckle(rows[inner[0]], cols[:, inner[1]]))
         bands = np.concatenate([sr, indices(sr), elev[None], slope_percent(elev_halo, self.cfg.resolution_m)[None]])
         cloud = f.cloud(rows[inner[0]], cols[:, inner[1]])
         bands[: len(REFLECTANCE_BANDS) + len(INDEX_BANDS), cloud] = np.nan
-        return TileResult(bands.astype(np.float32), lc_t, soc.astype(np.float32), cloud)
+        truth = self.truth(soc, forest_ctx, wet, elev, temp, precip, rows[inner[0]], cols[:, inner[1]])
+        return TileResult(bands.astype(np.float32), lc_t, soc.astype(np.float32), cloud, truth)
+
+    def truth(
+        self, soc: np.ndarray, forest_ctx: np.ndarray, wet: np.ndarray, elev: np.ndarray, temp: np.ndarray,
+        precip: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+    ) -> dict[str, np.ndarray]:  # fmt: skip
+        """Every true map of a tile (`truth_bands`), NaN where there is no soil."""
+        ph = ph_field(soc, forest_ctx, wet, temp, precip)
+        permafrost = permafrost_field(elev, temp, wet, self.fields.frost_patches(rows, cols))
+        maps = {
+            "soc_g_kg": soc,
+            "ph_h2o": ph,
+            "permafrost": permafrost,
+            "taxonomy_order": taxonomy_field(permafrost, soc, ph),
+        }
+        if self.cfg.subsoil_cm is not None:
+            deep_soc, deep_ph = subsoil_fields(soc, ph, wet, forest_ctx)
+            maps[output_name("soc_g_kg", self.cfg.subsoil_cm)] = deep_soc
+            maps[output_name("ph_h2o", self.cfg.subsoil_cm)] = deep_ph
+        no_soil = np.isnan(soc)
+        return {name: np.where(no_soil, np.nan, value).astype(np.float32) for name, value in maps.items()}
 
     def speckle(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """(7, h, w) per-pixel sensor noise (std 0.004), a function of position so tiling never matters."""
@@ -374,23 +481,25 @@ def generate_demo_region(
     gen = DemoGenerator(cfg)
     params = {"generator": "soilnet.demo_region", **cfg.model_dump(), "context_radius_m": CONTEXT_RADIUS_M}
     raster = create_raster_cube(paths.raster, gen.grid, BAND_NAMES, layout, params, landcover=True, overwrite=overwrite)
-    truth = create_raster_cube(paths.truth, gen.grid, [SOC_SPEC.name], layout, params, overwrite=overwrite)
+    names = truth_bands(cfg)
+    truth = create_raster_cube(paths.truth, gen.grid, names, layout, params, overwrite=overwrite)
     cand_r, cand_c = gen.candidate_points()
     keep = np.zeros(len(cand_r), dtype=bool)
-    soc_at = np.full(len(cand_r), np.nan)
+    truth_at = {name: np.full(len(cand_r), np.nan) for name in names}
     tiles = list(gen.grid.tiles(layout.shard))
     for row0, col0, h, w in progress(tiles, "demo raster tiles"):
         tile = gen.tile(row0, col0, h, w)
         raster.write_tile(row0, col0, tile.bands, landcover=tile.landcover)
-        truth.write_tile(row0, col0, tile.soc[None])
+        truth.write_tile(row0, col0, np.stack([tile.truth[name] for name in names]))
         inside = np.flatnonzero((cand_r >= row0) & (cand_r < row0 + h) & (cand_c >= col0) & (cand_c < col0 + w))
         r, c = cand_r[inside] - row0, cand_c[inside] - col0
         keep[inside] = np.isfinite(tile.soc[r, c]) & ~tile.cloud[r, c]
-        soc_at[inside] = tile.soc[r, c]
+        for name in names:
+            truth_at[name][inside] = tile.truth[name][r, c]
     raster.finish()
     truth.finish()
     _write_climate(gen, paths.climate, params, overwrite)
-    _write_points(gen, paths.points, cand_r, cand_c, keep, soc_at, overwrite)
+    _write_points(gen, paths.points, cand_r, cand_c, keep, truth_at, overwrite)
     with storage.open_file(paths.region, "w") as f:
         json.dump(region_geojson(gen.grid), f)
     log.info("demo region written to %s", paths.root)
@@ -406,9 +515,23 @@ def _write_climate(gen: DemoGenerator, url: str, params: dict[str, object], over
     finish_climate_cube(cube)
 
 
+def _noisy_classes(rng: np.random.Generator, codes: np.ndarray, n_classes: int, flip: float) -> np.ndarray:
+    """Class codes with each flipped to a uniformly drawn other class with probability `flip`."""
+    flipped = rng.random(len(codes)) < flip
+    shift = rng.integers(1, n_classes, len(codes))
+    return np.where(flipped, (codes + shift) % n_classes, codes).astype(np.int64)
+
+
 def _write_points(
-    gen: DemoGenerator, url: str, rows: np.ndarray, cols: np.ndarray, keep: np.ndarray, soc: np.ndarray, overwrite: bool
+    gen: DemoGenerator,
+    url: str,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    keep: np.ndarray,
+    truth: dict[str, np.ndarray],
+    overwrite: bool,
 ) -> None:
+    soc = truth["soc_g_kg"]
     cfg = gen.cfg
     chosen = np.flatnonzero(keep)[: cfg.n_points]
     if len(chosen) < cfg.n_points:
@@ -435,4 +558,35 @@ def _write_points(
             "soc_true_g_kg": soc[chosen],
         }
     )
-    write_points(df, url, cfg.epsg, overwrite=overwrite)
+    df = _with_further_targets(df, cfg, {name: values[chosen] for name, values in truth.items()})
+    classes = {"permafrost": list(PERMAFROST_CLASSES), "taxonomy_order": list(TAXONOMY_ORDERS)}
+    write_points(df, url, cfg.epsg, overwrite=overwrite, classes=classes)
+
+
+def _with_further_targets(df: pd.DataFrame, cfg: DemoConfig, truth: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The topsoil rows with pH and class labels, and the subsoil rows if configured (own random streams)."""
+    n = len(df)
+    ph_rng = np.random.default_rng([cfg.seed, 303])
+    class_rng = np.random.default_rng([cfg.seed, 404])
+    permafrost = _noisy_classes(class_rng, truth["permafrost"].astype(np.int64), 2, cfg.class_label_noise)
+    order = _noisy_classes(class_rng, truth["taxonomy_order"].astype(np.int64), 4, cfg.class_label_noise)
+    top = df.assign(
+        ph_h2o=truth["ph_h2o"] + ph_rng.normal(0.0, cfg.ph_noise_std, n),
+        permafrost=pd.array(np.asarray(PERMAFROST_CLASSES)[permafrost], dtype="string"),
+        taxonomy_order=pd.array(np.asarray(TAXONOMY_ORDERS)[order], dtype="string"),
+    )
+    if cfg.subsoil_cm is None:
+        return top
+    deep_rng = np.random.default_rng([cfg.seed, 505])
+    deep_soc, deep_ph = (truth[output_name(c, cfg.subsoil_cm)] for c in ("soc_g_kg", "ph_h2o"))
+    deep = top.assign(
+        id=[f"{i}-sub" for i in top["id"]],
+        depth_top_cm=cfg.subsoil_cm[0],
+        depth_bottom_cm=cfg.subsoil_cm[1],
+        soc_g_kg=np.maximum(deep_soc + deep_rng.normal(0.0, cfg.noise_std_g_kg, n), 0.1),
+        soc_true_g_kg=deep_soc,
+        ph_h2o=deep_ph + deep_rng.normal(0.0, cfg.ph_noise_std, n),
+        permafrost=pd.array([pd.NA] * n, dtype="string"),
+        taxonomy_order=pd.array([pd.NA] * n, dtype="string"),
+    )
+    return pd.concat([top, deep], ignore_index=True)

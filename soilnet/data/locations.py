@@ -2,7 +2,11 @@
 
 Both tables have the columns ``id`` (str), ``x`` / ``y`` (cube CRS, pixel centres for unlabelled
 locations), ``date`` (the climate series ends at this month), ``target`` (float32, NaN when
-unlabelled) and ``fold`` (spatial CV fold, -1 when unlabelled).
+unlabelled) and ``fold`` (spatial CV fold, -1 when unlabelled). A table of several outputs
+(`labelled_outputs`, contract C1) carries the first output's labels in ``target`` and the others in
+``target_1``, ``target_2``, ... (float32: values, or class codes; NaN = not labelled); batches stack
+them into one ``target`` (B, K) (`label_matrix`). A location is a site: the rows of the points table
+at the same x, y and date (its depth intervals) are one location.
 
 Unlabelled locations are drawn shard by shard of the raster cube: a fixed share of the total per
 shard, candidates from a generator seeded by ``(seed, shard index)``, those within the buffer of
@@ -21,9 +25,10 @@ from scipy.spatial import cKDTree
 
 from soilnet.data.bands import EXCLUDED_LANDCOVER
 from soilnet.data.folds import FoldConfig, assign_folds
-from soilnet.data.points import is_spectral_label
+from soilnet.data.points import class_codes, is_spectral_label
 from soilnet.data.raster_cube import LANDCOVER_NODATA, RasterCube
 from soilnet.data.stream_config import StreamConfig
+from soilnet.data.targets import TargetOutput
 from soilnet.progress import progress
 
 log = logging.getLogger(__name__)
@@ -35,9 +40,100 @@ WEIGHT = "weight"
 OVERSAMPLE = 3
 
 
+#: Labels of the second, third... output of a multi-output table: ``target_1``, ``target_2``, ...
+LABEL_PREFIX = "target_"
+
+
+def label_columns(table: pd.DataFrame | dict) -> list[str]:
+    """``target`` and the further label columns of a table (or batch), in output order."""
+    extra = [c for c in table if c.startswith(LABEL_PREFIX) and c[len(LABEL_PREFIX) :].isdigit()]
+    return ["target", *sorted(extra, key=lambda c: int(c[len(LABEL_PREFIX) :]))]
+
+
+def label_matrix(batch: pd.DataFrame | dict) -> np.ndarray:
+    """The labels of a batch of location rows: (B,) float32 for one output, (B, K) for several."""
+    columns = label_columns(batch)
+    if len(columns) == 1:
+        return np.asarray(batch["target"], dtype=np.float32)
+    return np.stack([np.asarray(batch[c], dtype=np.float32) for c in columns], axis=1)
+
+
 def location_columns(table: pd.DataFrame) -> list[str]:
-    """The columns that travel with a location table's rows: `COLUMNS`, and ``weight`` if present."""
-    return [*COLUMNS, *([WEIGHT] if WEIGHT in table.columns else [])]
+    """The columns that travel with a location table's rows: `COLUMNS`, further labels and ``weight`` if present."""
+    return [*COLUMNS, *label_columns(table)[1:], *([WEIGHT] if WEIGHT in table.columns else [])]
+
+
+def shallowest_rows(points: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the shallowest depth interval (smallest top, then bottom) of a points table."""
+    top, bottom = points["depth_top_cm"].to_numpy(), points["depth_bottom_cm"].to_numpy()
+    first = min(zip(top.tolist(), bottom.tolist(), strict=True), default=None)
+    if first is None or ((top == first[0]) & (bottom == first[1])).all():
+        return points
+    log.info("points at several depths: training on the shallowest, %g-%g cm (set finetune.depths)", *first)
+    return points[(top == first[0]) & (bottom == first[1])]
+
+
+def output_rows(points: pd.DataFrame, output: TargetOutput) -> np.ndarray:
+    """Rows of the points table at the output's depth interval (every row without one)."""
+    if output.column not in points.columns:
+        raise ValueError(f"points table has no target column {output.column!r} (columns: {list(points.columns)})")
+    if output.depth is None:
+        return np.ones(len(points), dtype=bool)
+    top, bottom = points["depth_top_cm"].to_numpy(), points["depth_bottom_cm"].to_numpy()
+    return (top == output.depth[0]) & (bottom == output.depth[1])
+
+
+def has_labels(points: pd.DataFrame, output: TargetOutput) -> bool:
+    """Whether any row at the output's depth carries a label of its column."""
+    return bool(points[output.column][output_rows(points, output)].notna().any())
+
+
+def labelled_outputs(
+    points: pd.DataFrame, outputs: list[TargetOutput], folds: FoldConfig, spectral_weight: float = 1.0
+) -> pd.DataFrame:
+    """The labelled location table of several outputs (`soilnet.data.targets.plan_outputs`), with folds.
+
+    Each site (rows at one x, y, date) is one location; an output with a depth takes the labels of
+    the site's row at that depth interval. Class labels become codes of the output's vocabulary.
+    Sites without any label are left out; an output without any label is an error.
+    """
+    sites = points.groupby(["x", "y", "date"], sort=False).ngroup().to_numpy()
+    labels = np.full((int(sites.max()) + 1 if len(sites) else 0, len(outputs)), np.nan)
+    for k, out in enumerate(outputs):
+        rows = output_rows(points, out)
+        column = points[out.column][rows]
+        values = class_codes(column, out.classes) if out.categorical else column.to_numpy(dtype=np.float64)
+        values = np.where(np.isfinite(values), values, np.nan)
+        labels[sites[rows], k] = values
+        if not np.isfinite(labels[:, k]).any():
+            raise ValueError(f"output {out.name!r} has no label in the points table (column {out.column!r})")
+    first = pd.Series(np.arange(len(points))).groupby(sites).first().to_numpy()
+    keep = np.isfinite(labels).any(axis=1)
+    table = _location_frame(points.iloc[first[keep]], labels[keep], folds, spectral_weight)
+    log.info("%d labelled sites for outputs %s (%d without a label left out)", keep.sum(), [o.name for o in outputs],
+             (~keep).sum())  # fmt: skip
+    return table
+
+
+def _location_frame(
+    points: pd.DataFrame, labels: np.ndarray, folds: FoldConfig, spectral_weight: float
+) -> pd.DataFrame:
+    """A labelled location table of points rows and their labels (N,) or (N, K), with folds and weights."""
+    labels = labels.reshape(len(points), -1)
+    fold = assign_folds(points["x"].to_numpy(), points["y"].to_numpy(), folds)
+    columns = {"target": labels[:, 0].astype(np.float32)}
+    columns.update({f"{LABEL_PREFIX}{k}": labels[:, k].astype(np.float32) for k in range(1, labels.shape[1])})
+    return pd.DataFrame(
+        {
+            "id": points["id"].astype(str).to_numpy(),
+            "x": points["x"].to_numpy(dtype=np.float64),
+            "y": points["y"].to_numpy(dtype=np.float64),
+            "date": pd.to_datetime(points["date"]).to_numpy(dtype="datetime64[ns]"),
+            **columns,
+            "fold": fold.astype(np.int64),
+            WEIGHT: np.where(is_spectral_label(points["source"]), spectral_weight, 1.0).astype(np.float32),
+        }
+    )
 
 
 def labelled_locations(
@@ -54,18 +150,7 @@ def labelled_locations(
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         raise ValueError(f"target {target!r} is NaN or infinite at row {bad[0]} (id {points['id'].iloc[bad[0]]!r})")
-    fold = assign_folds(points["x"].to_numpy(), points["y"].to_numpy(), folds)
-    return pd.DataFrame(
-        {
-            "id": points["id"].astype(str).to_numpy(),
-            "x": points["x"].to_numpy(dtype=np.float64),
-            "y": points["y"].to_numpy(dtype=np.float64),
-            "date": pd.to_datetime(points["date"]).to_numpy(dtype="datetime64[ns]"),
-            "target": values.astype(np.float32),
-            "fold": fold.astype(np.int64),
-            WEIGHT: np.where(is_spectral_label(points["source"]), spectral_weight, 1.0).astype(np.float32),
-        }
-    )
+    return _location_frame(points, values, folds, spectral_weight)
 
 
 def shard_quotas(cube: RasterCube, total: int) -> list[tuple[int, int, int, int, int]]:

@@ -38,8 +38,17 @@ class NormStats(BaseModel):
     variables: list[str] = Field(description="Climate variable names in order.")
     climate_mean: list[float] = Field(description="Per variable mean.")
     climate_std: list[float] = Field(description="Per variable std.")
-    target_mean: float = Field(description="Mean of the training targets (0 when unlabelled).")
-    target_std: float = Field(description="Std of the training targets (1 when unlabelled).")
+    target_mean: float | list[float] = Field(
+        description="Mean of the training targets (0 when unlabelled); one per output with several (C1)."
+    )
+    target_std: float | list[float] = Field(
+        description="Std of the training targets (1 when unlabelled); one per output (categorical: 0 and 1)."
+    )
+    class_weights: list[float] | None = Field(
+        None,
+        description="Several outputs: cross-entropy weight of each class of each categorical output, concatenated "
+        "in output order (from the fold's training rows); None: no categorical output.",
+    )
     n_rows: int = Field(ge=1, description="Training rows the statistics were computed from.")
 
 

@@ -7,7 +7,8 @@ open the cubes once. Batches hold plain arrays:
 
 - ``image`` (B, C, P, P): raw int16, decoded float32 (NaN = nodata / outside the cube) or
   normalised float32 (`soilnet.data.normalisation`), by ``output``;
-- ``climate`` (B, months, V) float32; ``target`` (B,) float32 (NaN when unlabelled);
+- ``climate`` (B, months, V) float32; ``target`` (B,) float32 (NaN when unlabelled), or (B, K) for a
+  table of several outputs (`soilnet.data.locations.label_matrix`);
 - ``x``, ``y`` (cube CRS), ``id`` (str), ``fold``, ``epoch`` and ``valid`` (0 for padding rows).
 
 In a Ray Train worker, iterate ``ray.train.get_dataset_shard("train").iter_torch_batches(
@@ -28,7 +29,7 @@ from ray.data.collate_fn import NumpyBatchCollateFn
 
 from soilnet.data.climate_cube import ClimateCube, open_climate_cube
 from soilnet.data.climate_series import ClimateSeriesReader
-from soilnet.data.locations import COLUMNS, WEIGHT, location_columns
+from soilnet.data.locations import COLUMNS, WEIGHT, label_matrix, location_columns
 from soilnet.data.normalisation import NormStats, normalise_batch
 from soilnet.data.raster_cube import RasterCube, decode, open_raster_cube
 from soilnet.data.sampling import epoch_order, pad_order, shard_ids
@@ -88,7 +89,7 @@ class SampleReader:
         out = {
             "image": image,
             "climate": self.series.read(x, y, np.asarray(batch["date"])),
-            "target": np.asarray(batch["target"], dtype=np.float32),
+            "target": label_matrix(batch),
             "x": x,
             "y": y,
             "id": np.asarray(batch["id"]).astype(str),

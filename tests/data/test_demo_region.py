@@ -1,4 +1,4 @@
-"""The demo region generator: determinism, seams, value ranges, memory, and SOC depending on context."""
+"""The demo region generator: determinism, seams, value ranges, memory, SOC depending on context, further targets."""
 
 import tracemalloc
 from pathlib import Path
@@ -9,8 +9,15 @@ from scipy.ndimage import uniform_filter
 
 from soilnet.data.bands import BAND_NAMES
 from soilnet.data.climate_cube import open_climate_cube
-from soilnet.data.demo_region import DemoConfig, DemoGenerator, demo_grid, generate_demo_region
-from soilnet.data.points import read_points
+from soilnet.data.demo_region import (
+    DemoConfig,
+    DemoGenerator,
+    demo_grid,
+    generate_demo_region,
+    permafrost_field,
+    taxonomy_field,
+)
+from soilnet.data.points import class_codes, class_vocabulary, read_points
 from soilnet.data.raster_cube import RasterLayout, open_raster_cube
 
 SMALL = DemoConfig(width_km=4, height_km=3, n_points=50, seed=5, cloud_cover=0.15)
@@ -104,3 +111,41 @@ def test_continental_extent_is_generated_tile_by_tile() -> None:
     tracemalloc.stop()
     assert gen.grid.width == 133_333 and tile.bands.shape == (14, 256, 256) and block.shape[2:] == (16, 16)
     assert peak < 300 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_further_targets_and_subsoil_have_known_truth(tmp_path: Path) -> None:
+    """pH, permafrost, taxonomy order and a 20-50 cm row per point, each labelled from its true map."""
+    cfg = SMALL.model_copy(update={"n_points": 120, "subsoil_cm": (20.0, 50.0)})
+    paths = generate_demo_region(cfg, str(tmp_path / "d"), RasterLayout(inner_chunk=32, shard=64))
+    points, _ = read_points(paths.points, ["soc_g_kg", "ph_h2o", "permafrost"], allow_missing=True)
+    assert class_vocabulary(points) == {
+        "permafrost": ["no", "yes"],
+        "taxonomy_order": ["Gelisols", "Histosols", "Inceptisols", "Spodosols"],
+    }
+    top, deep = points[points["depth_top_cm"] == 0], points[points["depth_top_cm"] == 20]
+    assert len(top) == len(deep) == 120 and (deep["depth_bottom_cm"] == 50).all()
+    assert deep["id"].tolist() == [f"{i}-sub" for i in top["id"]]
+    assert deep["permafrost"].isna().all() and top["permafrost"].notna().all()
+    truth = open_raster_cube(paths.truth)
+    assert truth.band_names == (
+        "soc_g_kg", "ph_h2o", "permafrost", "taxonomy_order", "soc_g_kg_20_50cm", "ph_h2o_20_50cm"
+    )  # fmt: skip
+    row, col = truth.grid.rowcol(top["x"].to_numpy(), top["y"].to_numpy())
+    maps = truth.read_window(0, 0, truth.grid.height, truth.grid.width)[:, row, col]
+    true = dict(zip(truth.band_names, maps, strict=True))
+    assert 0.1 < (top["ph_h2o"] - true["ph_h2o"]).std() < 0.35  # recorded noise std 0.2
+    np.testing.assert_allclose(deep["soc_true_g_kg"], true["soc_g_kg_20_50cm"], rtol=1e-3, atol=0.01)
+    assert (true["soc_g_kg_20_50cm"] < true["soc_g_kg"]).all() and (true["ph_h2o_20_50cm"] > true["ph_h2o"]).all()
+    codes = class_codes(top["taxonomy_order"], class_vocabulary(points)["taxonomy_order"])
+    agree = (codes == true["taxonomy_order"]).mean()
+    assert 0.85 <= agree < 1.0  # 5 % of labels flipped
+    gelisols = true["taxonomy_order"] == 0
+    np.testing.assert_array_equal(gelisols, true["permafrost"] == 1)  # Gelisols are the permafrost soils
+
+
+def test_frost_and_taxonomy_rules_hand_worked() -> None:
+    elev, temp, wet = np.array([600.0, 300.0]), np.array([8.0, 9.5]), np.array([0.6, 0.4])
+    # 0.006 * 250 + 0.8 + 0.08 = 2.38 > 0.55; 0.006 * -50 - 0.4 - 0.08 = -0.78
+    np.testing.assert_array_equal(permafrost_field(elev, temp, wet, np.zeros(2)), [1, 0])
+    order = taxonomy_field(np.array([1, 0, 0, 0]), np.array([50.0, 50.0, 20.0, 20.0]), np.array([5, 7, 5, 7]))
+    np.testing.assert_array_equal(order, [0, 1, 3, 2])  # Gelisols, Histosols, Spodosols, Inceptisols

@@ -32,8 +32,8 @@ def test_labelled_locations_have_folds_and_targets(region):
 
 def test_labelled_locations_reject_bad_target(region):
     points = pd.read_parquet(region.points)
-    with pytest.raises(ValueError, match="no target column 'ph_h2o'"):
-        labelled_locations(points, "ph_h2o", FoldConfig(k=3))
+    with pytest.raises(ValueError, match="no target column 'clay_pct'"):
+        labelled_locations(points, "clay_pct", FoldConfig(k=3))
     points.loc[3, "soc_g_kg"] = np.nan
     with pytest.raises(ValueError, match="NaN or infinite at row 3"):
         labelled_locations(points, "soc_g_kg", FoldConfig(k=3))
