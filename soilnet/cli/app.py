@@ -171,6 +171,8 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None, data_only: DataOnlyOpt =
         results.print(
             f"map ({m.tiles} tiles, {m.seconds:.0f} s) against the true SOC map over {m.cells_scored} cells: {err}"
         )
+        if m.aoa_fraction is not None:
+            results.print(f"map aoa_fraction={m.aoa_fraction:.3f} (share of mapped pixels inside the AOA)")
         for cog in m.outputs.cogs:
             results.print(f"COG: {cog.url}")
         results.print(f"preview: {m.outputs.preview}")

@@ -73,7 +73,9 @@ def run(
 ) -> None:
     """Compute the missing or changed tiles of the map cube, then publish COGs, STAC items and a preview."""
     from soilnet.mapping.job import run_map
+    from soilnet.mapping.map_cube import open_map_cube
     from soilnet.mapping.outputs import export_outputs
+    from soilnet.mapping.reliability import aoa_fraction
 
     def body() -> None:
         cfg = load_map_config(config, set_)
@@ -84,6 +86,9 @@ def run(
             "tiles unchanged": result.skipped,
             "time": f"{result.seconds:.1f} s",
         }
+        share = aoa_fraction(open_map_cube(result.map_url))
+        if share is not None:
+            facts["aoa_fraction"] = f"{share:.3f}"
         if publish:
             outputs = export_outputs(cfg)
             facts.update({f"COG {c.layer}": c.url for c in outputs.cogs})

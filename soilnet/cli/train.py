@@ -56,7 +56,11 @@ def finetune(config: ConfigOpt = None, set_: SetOpt = None, resume_from: ResumeO
 
 @app.command("evaluate")
 def evaluate(config: ConfigOpt = None, set_: SetOpt = None) -> None:
-    """Cross-validate the recipe and the tree baselines on the same spatial folds; print the comparison."""
+    """Cross-validate the recipe and the tree baselines on the same spatial folds; print the comparison.
+
+    The last line gives the 90 % intervals' held-out coverage and width and the AOA fraction:
+    ``INTERVALS: coverage_90=C width_90=W aoa_fraction=A (target: 0.88 <= coverage_90 <= 0.92)``.
+    """
     from soilnet.config import dump_config
     from soilnet.tracking.runs import RunTracker
     from soilnet.training.evaluate import compare_with_baselines
@@ -75,6 +79,8 @@ def evaluate(config: ConfigOpt = None, set_: SetOpt = None) -> None:
         )
         results.print(comparison.table)
         results.print(f"MLflow run {cv.run_id}")
+        if cv.calibration is not None and cv.calibration.summary:
+            results.print(cv.calibration.interval_line(), markup=False, highlight=False)
 
     run_guarded(body)
 

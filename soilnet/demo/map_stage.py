@@ -17,13 +17,15 @@ from soilnet.mapping.config import MapConfig, ModelSourceConfig
 from soilnet.mapping.job import map_cube_url, run_map
 from soilnet.mapping.map_cube import open_map_cube
 from soilnet.mapping.outputs import MapOutputs, export_outputs
+from soilnet.mapping.reliability import aoa_fraction
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class MapDemoReport:
-    """The demo map: where it went, how long it took, and its error against the true SOC map."""
+    """The demo map: where it went, how long it took, its error against the true SOC map and the share of its
+    pixels inside the area of applicability (None when the bundle has no AOA)."""
 
     map_url: str
     outputs: MapOutputs
@@ -31,6 +33,7 @@ class MapDemoReport:
     seconds: float
     error: dict[str, float]
     cells_scored: int
+    aoa_fraction: float | None = None
 
 
 def demo_map_config(
@@ -106,4 +109,5 @@ def map_demo(
     outputs = export_outputs(cfg)
     error, cells = map_error(map_cube_url(out), truth)
     log.info("demo map: RMSE %.2f g/kg, R2 %.2f over %d cells", error["rmse"], error["r2"], cells)
-    return MapDemoReport(result.map_url, outputs, result.tiles, result.seconds, error, cells)
+    share = aoa_fraction(open_map_cube(result.map_url))
+    return MapDemoReport(result.map_url, outputs, result.tiles, result.seconds, error, cells, share)

@@ -1,4 +1,5 @@
-"""Evaluation figures: observed vs predicted, residuals, target distributions, error map.
+"""Evaluation figures: observed vs predicted, residuals, target distributions, error map, and of the
+calibration: interval reliability diagram and DI histogram.
 
 Figures are built with the object-oriented matplotlib API (`matplotlib.figure.Figure`, Agg
 canvas), never pyplot, so they work headless, in threads and in Ray workers, and leave no
@@ -129,6 +130,43 @@ def fold_error_map(
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     ax.set_title(f"absolute error per point, fold ids at centroids ({target})")
+    return fig
+
+
+def reliability_diagram(nominal: ArrayLike, observed: ArrayLike, target: str = "target") -> Figure:
+    """Observed held-out coverage of the conformal intervals against their nominal level, with the 1:1 line."""
+    levels = np.asarray(nominal, dtype=np.float64)
+    seen = np.asarray(observed, dtype=np.float64)
+    if levels.ndim != 1 or levels.shape != seen.shape or levels.size == 0:
+        raise ValueError(f"nominal {levels.shape} and observed {seen.shape} must be the same non-empty 1-D shape")
+    fig = _new_figure(5.0, 5.0)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="black", linewidth=1, label="calibrated (1:1)")
+    ax.plot(levels, seen, marker="o", label="held-out folds")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("nominal coverage")
+    ax.set_ylabel("observed coverage")
+    ax.legend(loc="upper left", fontsize="small")
+    ax.set_title(f"{target}: interval reliability")
+    return fig
+
+
+def di_histogram(train_di: ArrayLike, threshold: float, title: str = "dissimilarity index") -> Figure:
+    """Histogram of the cross-validated DI of the training points with the AOA threshold."""
+    di = np.asarray(train_di, dtype=np.float64)
+    if di.ndim != 1 or di.size == 0 or not np.isfinite(di).all():
+        raise ValueError(f"train_di must be a non-empty 1-D array of finite values, got shape {di.shape}")
+    fig = _new_figure(6.0, 4.0)
+    ax = fig.add_subplot()
+    ax.hist(di, bins=min(50, max(10, di.size // 20)), color="tab:blue", alpha=0.8)
+    inside = float((di <= threshold).mean())
+    ax.axvline(threshold, color="tab:red", linewidth=1.5, label=f"AOA threshold {threshold:.3f} ({inside:.1%} within)")
+    ax.set_xlabel("cross-validated DI of the training points")
+    ax.set_ylabel("count")
+    ax.legend(loc="upper right", fontsize="small")
+    ax.set_title(title)
     return fig
 
 

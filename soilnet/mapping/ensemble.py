@@ -6,7 +6,9 @@ pixel's window is cut in memory (``windows`` mode, exact) or the encoder runs on
 tile (``dense`` mode, see `ImageEncoder.forward_dense`). Each climate series is encoded once
 per model, not once per window. Layers: the ensemble mean, the predictive std (spread across
 folds plus, for heads that predict it, the mean aleatoric variance), in target units, the
-same combination as `soilnet.recipes.bundle.ModelBundle.predict`.
+same combination as `soilnet.recipes.bundle.ModelBundle.predict`; with a calibrated bundle
+(`soilnet.mapping.reliability`) also the interval bounds and, from the first fold model's head inputs,
+the dissimilarity index and area of applicability.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import numpy as np
 import torch
 
 from soilnet.data.normalisation import NormStats, normalise_batch
+from soilnet.mapping.reliability import MapReliability
 from soilnet.models.dense import cut_windows
-from soilnet.models.fusion import SoilNetModel
+from soilnet.models.fusion import SoilNetModel, head_inputs
 from soilnet.models.inr_model import INRSoilModel
 
 log = logging.getLogger(__name__)
@@ -39,8 +42,9 @@ class TilePredictor(Protocol):
 
     def predict_tile(
         self, image: np.ndarray, series: np.ndarray, index: np.ndarray, stride: int, mode: Mode, batch_size: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std (targets, h, w) of a decoded (band, H, W) tile with climate series (S, T, V)."""
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Mean and std (targets, h, w) of a decoded (band, H, W) tile with climate series (S, T, V), and the
+        calibration's layers (h, w) by name (intervals, ``di``, ``aoa``; empty without calibration)."""
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Ensemble:
     mask_channel: bool = False
     target_scaling: Sequence[tuple[float, float]] = ()
     device: str = "cpu"
+    reliability: MapReliability | None = None
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -118,8 +123,9 @@ class Ensemble:
 
     def predict_tile(
         self, image: np.ndarray, series: np.ndarray, index: np.ndarray, stride: int, mode: Mode, batch_size: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Ensemble mean and std (targets, h, w) in target units for every output pixel of a tile."""
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Ensemble mean and std (targets, h, w) in target units for every output pixel of a tile, and the
+        calibration's layers (`MapReliability`) from them and the first fold model's head inputs."""
         if image.shape[0] != len(self.bands):
             raise ValueError(f"tile has {image.shape[0]} bands, the model reads {len(self.bands)} ({self.bands})")
         if series.ndim != 3 or series.shape[1:] != (self.months, len(self.variables)):
@@ -130,15 +136,22 @@ class Ensemble:
         tile, climate = self._inputs(image, series)
         index_t = torch.from_numpy(index.astype(np.int64)).to(self.device)
         means, variances = [], []
-        for model, (shift, scale) in zip(self.models, self.target_scaling, strict=True):
-            out = self._model_outputs(model, tile, climate, index_t, stride, mode, batch_size)
-            means.append(out["prediction"].double() * scale + shift)
-            if "log_var" in out:
-                variances.append(out["log_var"].double().exp() * scale**2)
+        with head_inputs(self.models[0]) as first:
+            for model, (shift, scale) in zip(self.models, self.target_scaling, strict=True):
+                out = self._model_outputs(model, tile, climate, index_t, stride, mode, batch_size)
+                means.append(out["prediction"].double() * scale + shift)
+                if "log_var" in out:
+                    variances.append(out["log_var"].double().exp() * scale**2)
         stack = torch.stack(means)
         variance = stack.var(dim=0, unbiased=False)
         if variances:
             variance = variance + torch.stack(variances).mean(dim=0)
         mean, std = stack.mean(dim=0), variance.sqrt()
         as_map = lambda t: t.T.reshape(-1, h, w).float().cpu().numpy()  # noqa: E731
-        return as_map(mean), as_map(std)
+        mean_map, std_map = as_map(mean), as_map(std)
+        if self.reliability is None:
+            return mean_map, std_map, {}
+        layers = self.reliability.interval_layers(mean_map, std_map)
+        if self.reliability.aoa is not None:
+            layers |= self.reliability.aoa_layers(torch.cat(first).float().cpu().numpy(), h, w)
+        return mean_map, std_map, layers

@@ -46,6 +46,24 @@ MISSING_NODATA = 255
 DATED_SETTINGS = ("climate_end",)
 
 
+#: Layers of a calibrated bundle's area of applicability (`soilnet.mapping.reliability`): DI and the 0/1 AOA mask.
+DI_LAYER, AOA_LAYER = "di", "aoa"
+AOA_NODATA = 255
+#: Value of one stored unit of the DI layer in its int16 COG.
+DI_SCALE = 1e-3
+#: Bounds of the interval layers ``<target>_lower_<pct>`` / ``<target>_upper_<pct>``.
+BOUNDS = ("lower", "upper")
+
+
+def interval_base(layer: str) -> str | None:
+    """The target an interval layer bounds (``soc_g_kg_lower_90`` -> ``soc_g_kg``), else None."""
+    for bound in BOUNDS:
+        head, sep, pct = layer.rpartition(f"_{bound}_")
+        if sep and head and pct.replace(".", "", 1).isdigit():
+            return head
+    return None
+
+
 #: Units of a target read from the end of its name (``soc_g_kg`` is in g/kg); otherwise dimensionless.
 UNIT_SUFFIXES = {"_g_kg": "g/kg", "_mg_kg": "mg/kg", "_g_cm3": "g/cm3", "_t_ha": "t/ha", "_pct": "%"}
 
@@ -56,20 +74,23 @@ def map_cube_url(out: str) -> str:
 
 
 def units_of(layer: str) -> str:
-    """Units of a mean or std layer from its name; ``1`` when the name carries none."""
-    base = layer.removesuffix("_std")
+    """Units of a mean, std or interval layer from its name; ``1`` when the name carries none."""
+    base = interval_base(layer) or layer.removesuffix("_std")
     return next((unit for suffix, unit in UNIT_SUFFIXES.items() if base.endswith(suffix)), "1")
 
 
-def layer_names(targets: Sequence[str], classes: Mapping[str, Sequence[str]] | None = None) -> list[str]:
-    """All layers of a map of ``targets``, target by target, then the missing-input mask.
+def layer_names(
+    targets: Sequence[str], classes: Mapping[str, Sequence[str]] | None = None, extra: Sequence[str] = ()
+) -> list[str]:
+    """All layers of a map of ``targets``, target by target, then the ``extra`` layers, then the missing-input mask.
 
     A continuous target has its mean and std; a categorical one (a key of ``classes``, its vocabulary)
-    its class code, class probabilities and entropy.
+    its class code, class probabilities and entropy. ``extra``: the layers of the bundle's calibration
+    (intervals, ``di``, ``aoa``; `soilnet.mapping.reliability`).
     """
     classes = classes or {}
     layers = [n for t in targets for n in (class_layer_names(t, classes[t]) if t in classes else (t, f"{t}_std"))]
-    return [*layers, MISSING_LAYER]
+    return [*layers, *extra, MISSING_LAYER]
 
 
 @dataclass
@@ -83,11 +104,12 @@ class MapCube:
     settings: dict[str, Any]
     arrays: dict[str, zarr.Array] = field(default_factory=dict, repr=False)
     classes: dict[str, list[str]] = field(default_factory=dict)
+    extra: list[str] = field(default_factory=list)
 
     @property
     def layers(self) -> list[str]:
         """Layer names in order."""
-        return layer_names(self.targets, self.classes)
+        return layer_names(self.targets, self.classes, self.extra)
 
     @property
     def continuous(self) -> list[str]:
@@ -165,6 +187,18 @@ def _layer_attrs(name: str, classes: Mapping[str, Sequence[str]]) -> tuple[str, 
     categorical = _class_attrs(name, classes)
     if categorical is not None:
         return categorical
+    if name == DI_LAYER:
+        long_name = "dissimilarity index: distance to the nearest training point in the model's weighted embedding "
+        long_name += "space / mean distance between training points (Meyer & Pebesma 2021)"
+        return "float32", np.nan, {"long_name": long_name, "units": "1", "cog_scale": DI_SCALE}
+    if name == AOA_LAYER:
+        long_name = "area of applicability: 1 where di <= the threshold from the cross-validated training di, else 0"
+        return "uint8", AOA_NODATA, {"long_name": long_name, "units": "1", "flag_values": [0, 1]}
+    base = interval_base(name)
+    if base is not None:
+        bound, pct = name[len(base) + 1 :].split("_")
+        long_name = f"{bound} bound of the {pct} % split-conformal prediction interval of {base}"
+        return "float32", np.nan, {"long_name": long_name, "units": units_of(name)}
     base = name.removesuffix("_std")
     long_name = f"predictive standard deviation of {base}" if name.endswith("_std") else f"ensemble mean of {base}"
     return "float32", np.nan, {"long_name": long_name, "units": units_of(name)}
@@ -177,15 +211,17 @@ def create_map_cube(
     chunk_px: int,
     settings: Mapping[str, Any],
     classes: Mapping[str, Sequence[str]] | None = None,
+    extra: Sequence[str] = (),
 ) -> MapCube:
-    """Create an empty map cube (all nodata) for the output grid; ``classes``: vocabulary of each categorical target."""
+    """Create an empty map cube (all nodata) for the output grid; ``classes``: vocabulary of each categorical target,
+    ``extra``: the calibration's layers."""
     classes = {t: list(v) for t, v in (classes or {}).items()}
     stray = [t for t in classes if t not in targets]
     if stray:
         raise ValueError(f"classes given for {stray}, which are not map targets {list(targets)}")
     meta = {"soilnet_kind": KIND, "grid": grid.to_attrs(), "targets": list(targets), "settings": dict(settings)}
-    group = create_group(url, {**meta, "classes": classes}, overwrite=True)
-    for name in layer_names(targets, classes):
+    group = create_group(url, {**meta, "classes": classes, "extra_layers": list(extra)}, overwrite=True)
+    for name in layer_names(targets, classes, extra):
         dtype, fill, attrs = _layer_attrs(name, classes)
         group.create_array(
             name,
@@ -212,7 +248,8 @@ def open_map_cube(url: str | os.PathLike[str], writable: bool = False) -> MapCub
         grid = Grid.from_attrs(meta["grid"])
         targets = [str(t) for t in meta["targets"]]
         classes = {str(t): [str(label) for label in v] for t, v in meta.get("classes", {}).items()}
-        names = layer_names(targets, classes)
+        extra = [str(n) for n in meta.get("extra_layers", [])]
+        names = layer_names(targets, classes, extra)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CubeValidationError(f"{where}: map cube attributes 'grid'/'targets'/'classes' invalid: {exc}") from exc
     arrays: dict[str, zarr.Array] = {}
@@ -223,7 +260,7 @@ def open_map_cube(url: str | os.PathLike[str], writable: bool = False) -> MapCub
     missing = [name for name in names if name not in arrays]
     if missing:
         raise CubeValidationError(f"{where}: map cube layers {missing} missing")
-    return MapCube(where, group, grid, targets, dict(meta.get("settings", {})), arrays, classes)
+    return MapCube(where, group, grid, targets, dict(meta.get("settings", {})), arrays, classes, extra)
 
 
 def ensure_map_cube(
@@ -234,6 +271,7 @@ def ensure_map_cube(
     settings: Mapping[str, Any],
     overwrite: bool,
     classes: Mapping[str, Sequence[str]] | None = None,
+    extra: Sequence[str] = (),
 ) -> MapCube:
     """The map cube to write into, marked incomplete: the existing one if made with the same settings, else a
     new one. The job marks it complete (`mark_complete`) once every tile is written.
@@ -247,6 +285,7 @@ def ensure_map_cube(
         found = {"grid": cube.grid.to_attrs(), "targets": cube.targets, "chunk_px": cube.chunk_px, **cube.settings}
         wanted["classes"] = {t: list(v) for t, v in (classes or {}).items()}
         found["classes"] = cube.classes
+        wanted["extra_layers"], found["extra_layers"] = list(extra), cube.extra
         differ = sorted(
             k for k in wanted.keys() | found.keys() if k not in DATED_SETTINGS and wanted.get(k) != found.get(k)
         )
@@ -260,4 +299,4 @@ def ensure_map_cube(
             cube.group.attrs["settings"] = cube.settings
         mark_complete(cube.group, False)
         return cube
-    return create_map_cube(where, grid, targets, chunk_px, settings, classes)
+    return create_map_cube(where, grid, targets, chunk_px, settings, classes, extra)

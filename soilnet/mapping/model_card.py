@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from soilnet import storage
 from soilnet.data.normalisation import load_stats
 from soilnet.mapping.config import MapConfig, ModelSourceConfig
+from soilnet.mapping.reliability import calibrated_layers
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ META_FILE, STATS_FILE = "meta.json", "normalisation.json"
 
 @dataclass(frozen=True)
 class ModelCard:
-    """A model's inputs, outputs and content hash, without its weights."""
+    """A model's inputs, outputs and content hash, without its weights; ``extra_layers``: its calibration's map
+    layers (`soilnet.mapping.reliability`)."""
 
     bands: list[str]
     variables: list[str]
@@ -43,6 +45,7 @@ class ModelCard:
     months: int
     targets: list[str] | None
     content_hash: str
+    extra_layers: tuple[str, ...] = ()
 
 
 def registry_of(cfg: MapConfig) -> str:
@@ -124,7 +127,8 @@ def bundle_card(url: str, targets: Sequence[str] | None = None) -> ModelCard:
     check_model_targets(model_targets, targets, f"model bundle {url}")
     stats = load_stats(storage.join(url, STATS_FILE))
     content_hash = hash_files(list(_files(url)))
-    return ModelCard(list(stats.bands), list(stats.variables), patch, months, model_targets, content_hash)
+    extra = tuple(calibrated_layers(url))
+    return ModelCard(list(stats.bands), list(stats.variables), patch, months, model_targets, content_hash, extra)
 
 
 def checkpoint_card(source: ModelSourceConfig) -> ModelCard:

@@ -12,6 +12,7 @@ from soilnet.data.normalisation import load_stats
 from soilnet.mapping.config import ModelSourceConfig
 from soilnet.mapping.ensemble import Ensemble
 from soilnet.mapping.model_card import check_model_targets, download_registered
+from soilnet.mapping.reliability import load_reliability
 from soilnet.models.checkpoint import load_weights
 from soilnet.recipes.bundle import ModelBundle, load_bundle
 from soilnet.recipes.recipe import RecipeConfig, load_recipe
@@ -54,7 +55,8 @@ def load_checkpoint_ensemble(source: ModelSourceConfig, device: str) -> Ensemble
 
 
 def load_bundle_ensemble(url: str, device: str, targets: Sequence[str] | None = None) -> Ensemble:
-    """An ensemble from a model bundle folder (recipe, fold weights, normalisation, meta) predicting `targets`."""
+    """An ensemble from a model bundle folder (recipe, fold weights, normalisation, meta, calibration)
+    predicting `targets`."""
     bundle = load_bundle(url)
     check_targets(bundle, targets, f"model bundle {url}")
     return Ensemble(
@@ -65,6 +67,7 @@ def load_bundle_ensemble(url: str, device: str, targets: Sequence[str] | None = 
         mask_channel=bundle.meta.mask_channel,
         target_scaling=bundle.target_scaling(),
         device=device,
+        reliability=load_reliability(url),
     )
 
 

@@ -89,7 +89,10 @@ def export_outputs(cfg: MapConfig, dest: str | None = None) -> MapOutputs:
             cog, cube.grid, map_id, cfg.climate_end, storage.join(dest, "stac", "tiles", f"{layer}.json")
         )
         preview = out.preview if layer == cube.targets[0] else None
-        item = build_item(cog, cube.grid, map_id, cfg.climate_end, run_link, model_link, preview, tiles)
+        about = cube.arrays[layer].attrs.get("long_name")
+        item = build_item(
+            cog, cube.grid, map_id, cfg.climate_end, run_link, model_link, preview, tiles, description=about
+        )
         out.items.append(write_item(item, storage.join(dest, "stac", f"{layer}.json")))
     if cfg.mlflow_run_id:
         log_to_mlflow(cfg.mlflow_run_id, out.urls(), cfg.mlflow_tracking_uri)

@@ -1,6 +1,7 @@
 """PNG previews of map layers, read decimated so a continent fits in memory.
 
-A continuous layer is drawn with a colour bar; a class layer of a categorical target with the colours
+A continuous layer is drawn with a colour bar, the pixels outside the area of applicability (``aoa`` 0) greyed
+and hatched; a class layer of a categorical target with the colours
 of its COG colour table (`soilnet.mapping.classes`) and a legend of its labels.
 """
 
@@ -11,13 +12,14 @@ import math
 import os
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from soilnet import storage
 from soilnet.mapping.classes import CLASS_NODATA, class_colours
-from soilnet.mapping.map_cube import MapCube, units_of
+from soilnet.mapping.map_cube import AOA_LAYER, MapCube, units_of
 
 
 def decimated_layer(cube: MapCube, layer: str, max_px: int = 1000) -> np.ndarray:
@@ -38,8 +40,25 @@ def save_png(fig: Figure, url: str | os.PathLike[str]) -> str:
     return where
 
 
+def shade_outside_aoa(ax: Axes, cube: MapCube) -> None:
+    """Grey and hatch the pixels outside the area of applicability (``aoa`` = 0), when the map has the layer."""
+    if AOA_LAYER not in cube.layers:
+        return
+    outside = (decimated_layer(cube, AOA_LAYER) == 0).astype(np.float32)
+    if not outside.any():
+        return
+    west, south, east, north = cube.grid.bounds
+    extent = (west, east, south, north)
+    grey = ListedColormap(["#7f7f7f"])
+    ax.imshow(np.ma.masked_equal(outside, 0), cmap=grey, alpha=0.65, extent=extent, interpolation="nearest")
+    ax.contourf(outside, levels=[0.5, 1.5], colors="none", hatches=["///"], extent=extent, origin="upper")
+    patch = Patch(facecolor="#7f7f7f", alpha=0.65, hatch="///", label="outside the area of applicability")
+    ax.legend(handles=[patch], loc="lower left", fontsize="small")
+
+
 def layer_preview(cube: MapCube, layer: str, url: str | os.PathLike[str], cmap: str = "YlOrBr") -> str:
-    """A layer with a colour bar (units from the layer name); nodata is left blank. Class layers: `class_preview`."""
+    """A layer with a colour bar (units from the layer name); nodata is left blank, pixels outside the area of
+    applicability greyed and hatched. Class layers: `class_preview`."""
     if layer in cube.classes:
         return class_preview(cube, layer, url)
     values = decimated_layer(cube, layer).astype(np.float32)
@@ -48,6 +67,7 @@ def layer_preview(cube: MapCube, layer: str, url: str | os.PathLike[str], cmap: 
     ax = fig.subplots()
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, extent=(west, east, south, north))
     fig.colorbar(image, ax=ax, label=f"{layer} ({units_of(layer)})")
+    shade_outside_aoa(ax, cube)
     ax.set_title(f"{layer} at {cube.grid.res:g} m ({cube.grid.crs})")
     return save_png(fig, url)
 

@@ -164,11 +164,13 @@ def build_item(
     preview_url: str | None = None,
     tiles_url: str | None = None,
     densify: int = 10,
+    description: str | None = None,
 ) -> pystac.Item:
     """A STAC item describing one published layer of a map (its date is the month the climate series end).
 
     A tiled layer's ``data`` asset is its VRT mosaic, with the ``overview`` COG beside it and the ``tiles``
-    FeatureCollection of per-tile items (`write_tile_items`).
+    FeatureCollection of per-tile items (`write_tile_items`). ``description`` (what the layer means, e.g. the map
+    cube's ``long_name``) goes into the item's properties and its data asset.
     """
     geometry, bbox = _footprint(grid, densify)
     when = dt.datetime.strptime(date, "%Y-%m").replace(tzinfo=dt.UTC)
@@ -177,7 +179,11 @@ def build_item(
         geometry=geometry,
         bbox=bbox,
         datetime=when,
-        properties={"soilnet:layer": cog.layer, "soilnet:map": map_id},
+        properties={
+            "soilnet:layer": cog.layer,
+            "soilnet:map": map_id,
+            **({"description": description} if description else {}),
+        },
     )
     proj = ProjectionExtension.ext(item, add_if_missing=True)
     proj.code = grid.crs
@@ -190,7 +196,8 @@ def build_item(
     mosaic = cog.url.endswith(".vrt")
     title = f"{cog.layer} (GDAL VRT mosaic of the tile COGs)" if mosaic else cog.layer
     media = pystac.MediaType.XML if mosaic else pystac.MediaType.COG
-    assets = [("data", pystac.Asset(href=cog.url, media_type=media, roles=["data"], title=title))]
+    data = pystac.Asset(href=cog.url, media_type=media, roles=["data"], title=title, description=description)
+    assets = [("data", data)]
     if cog.overview:
         title = f"{cog.layer} overview COG (1:{cog.overview_step})"
         assets.append(

@@ -23,7 +23,7 @@ from soilnet.mapping.config import MapConfig
 from soilnet.mapping.lease import check_lease
 from soilnet.mapping.ledger import PREDICTING, REWRITE_SKIPPED, WRITTEN, RemoteLedger
 from soilnet.mapping.manifest import TileMarker, read_row_markers, write_marker
-from soilnet.mapping.map_cube import MISSING_NODATA, open_map_cube
+from soilnet.mapping.map_cube import AOA_NODATA, MISSING_NODATA, open_map_cube
 from soilnet.mapping.reader import TileReader
 from soilnet.mapping.tiling import MapGrid
 
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 TILE_FIELDS = ("row", "col", "row0", "col0", "height", "width")
+#: Row keys of the calibration's layers (intervals, ``di``, ``aoa``): ``layer:<name>``.
+LAYER_KEY = "layer:"
 
 
 @dataclass
@@ -132,7 +134,7 @@ class PredictStage:
         raw = np.asarray(row["image"])
         image = decode(raw, spec.scale, spec.offset, spec.nodata)
         height, width = int(row["height"]), int(row["width"])
-        mean, std = self.model.predict_tile(
+        mean, std, extra = self.model.predict_tile(
             image, np.asarray(row["series"]), np.asarray(row["index"]), spec.grid.stride, cfg.mode, cfg.batch_size
         )
         any_missing, all_missing = missing_masks((raw != spec.nodata).all(axis=0), spec.grid, height, width)
@@ -140,6 +142,8 @@ class PredictStage:
         nodata = all_missing | ~inside
         mean[:, nodata] = np.nan
         std[:, nodata] = np.nan
+        for values in extra.values():
+            values[nodata] = AOA_NODATA if values.dtype == np.uint8 else np.nan
         missing = np.where(inside, any_missing, MISSING_NODATA).astype(np.uint8)
         log.debug("predicted tile %s in %.2f s", row["name"], time.perf_counter() - start)
         return {
@@ -147,6 +151,7 @@ class PredictStage:
             "mean": mean,
             "std": std,
             "missing": missing,
+            **{LAYER_KEY + name: values for name, values in extra.items()},
         }
 
 
@@ -179,6 +184,9 @@ class WriteStage:
             np.asarray(row["std"]),
             np.asarray(row["missing"]),
         )
+        extra = {k.removeprefix(LAYER_KEY): np.asarray(v) for k, v in row.items() if k.startswith(LAYER_KEY)}
+        if extra:
+            self.cube.write_layers(int(row["row0"]), int(row["col0"]), extra)
         write_marker(self.spec.cfg.out, self.spec.marker(name, str(row["input_hash"])))
         if self.ledger is not None:
             self.ledger.note(WRITTEN, name)

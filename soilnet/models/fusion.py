@@ -3,15 +3,31 @@
 Forward input follows the Sample contract: ``image`` (B, C, P, P) float32 and ``climate``
 (B, T, V) float32 (NaN or ``missing`` (B, T) marks missing months). Output is the head's dict:
 ``prediction`` (B, n_targets) and, with uncertainty, ``log_var`` (B, n_targets).
+`head_inputs` collects the fused embeddings a model's head reads (the area of applicability's feature
+space), whatever path the model takes to them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from soilnet.models.encoder import ImageEncoder
 from soilnet.models.heads import RegressionHead
+
+
+@contextmanager
+def head_inputs(model: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """While open, every input (N, D) of ``model.head`` is appended (detached) to the yielded list."""
+    seen: list[torch.Tensor] = []
+    handle = model.head.register_forward_pre_hook(lambda _module, args: seen.append(args[0].detach()))
+    try:
+        yield seen
+    finally:
+        handle.remove()
 
 
 def _branch(in_dim: int, branch_dim: int | None) -> nn.Module:

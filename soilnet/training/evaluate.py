@@ -3,7 +3,8 @@
 Baselines: random forest and gradient boosting on centre-pixel values plus climate features, and a
 random forest on frozen pretrained image features (Tresson et al.). Every model is scored out of
 fold with the same fold ids; the table (metric mean ± std over folds) and the evaluation plots of
-the fine-tuned models are logged to the cross-validation run.
+the fine-tuned models are logged to the cross-validation run, with the interval reliability diagram and
+the DI histogram of its calibration (`soilnet.training.reliability`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from soilnet.recipes.recipe import RecipeConfig
 from soilnet.tracking.runs import RunTracker
 from soilnet.training.config import EvaluateConfig
 from soilnet.training.finetune import CrossValidation
+from soilnet.training.reliability import calibration_figures
 from soilnet.training.samples import SampleSource
 from soilnet.training.tasks import IMAGE_ENCODER_FILE
 from soilnet.training.window_buffer import ssl_overlap_note
@@ -102,6 +104,7 @@ def compare_with_baselines(
             "target_distributions.png": target_distributions(y, f, target),
             "fold_error_map.png": fold_error_map(xs, ys, y, p, f, target),
         }
+        figures.update(calibration_figures(cv.calibration) if cv.calibration else {})
         for name, figure in figures.items():
             tracker.log_figure(figure, f"plots/{name}")
     log.info("comparison over %d folds:\n%s", len(np.unique(folds)), table)

@@ -28,7 +28,7 @@ from soilnet.data.sampling import steps_per_epoch
 from soilnet.data.stream_config import StreamConfig
 from soilnet.data.workspace import DataConfig
 from soilnet.evaluation.metrics import METRIC_NAMES, per_fold_metrics, regression_metrics, summarise_folds
-from soilnet.recipes.bundle import BundleMeta, save_bundle
+from soilnet.recipes.bundle import BundleMeta, ModelBundle, save_bundle
 from soilnet.recipes.recipe import RecipeConfig
 from soilnet.tracking.config import TrackingConfig
 from soilnet.tracking.registry import BUNDLE_ARTIFACT, BUNDLE_URL_TAG, cv_metric_key
@@ -44,6 +44,7 @@ from soilnet.training.job import (
     with_target_stats,
 )
 from soilnet.training.loop import ModelSpec, StepCallback
+from soilnet.training.reliability import BundleCalibration, calibrate_bundle, with_intervals, write_calibration
 from soilnet.training.samples import SampleSource
 from soilnet.training.tasks import RegressionTask
 
@@ -79,6 +80,7 @@ class CrossValidation:
     recipe: RecipeConfig
     fold_runs: dict[int, str] = field(default_factory=dict)
     source: SampleSource | None = None
+    calibration: BundleCalibration | None = None
 
 
 @torch.no_grad()
@@ -161,7 +163,7 @@ def run_cross_validation(
     with job.failing([*fold_runs.values(), parent]):
         job.fit(spec, datasets)
         outcomes = [score_fold(plan, job.recipe, source, job.stream, job.run_url) for plan in plans]
-    result = finish_cross_validation(outcomes, labelled, base_stats, job, cfg, parent)
+    result = finish_cross_validation(outcomes, labelled, base_stats, job, cfg, parent, source)
     result.source = source
     return result
 
@@ -256,8 +258,9 @@ def finish_cross_validation(
     job: TrainingJob,
     cfg: FinetuneConfig,
     parent: RunTracker,
+    source: SampleSource,
 ) -> CrossValidation:
-    """Out-of-fold metrics, the bundle of fold models and the parent run's summary."""
+    """Out-of-fold metrics, the bundle of fold models with its intervals and AOA, the parent run's summary."""
     predictions = np.full(len(labelled), np.nan)
     for outcome in outcomes:
         predictions[outcome.test_rows] = outcome.predictions
@@ -285,7 +288,15 @@ def finish_cross_validation(
         mlflow_run_id=parent.run_id,
     )
     bundle = cfg.bundle or storage.join(job.run_url, BUNDLE_ARTIFACT)
-    save_bundle(bundle, recipe, [o.model for o in outcomes], stats, meta)
+    models = [o.model for o in outcomes]
+    calibration = calibrate_bundle(
+        ModelBundle(models, stats, recipe, meta), source, labelled, targets, predictions, cfg.calibration
+    )
+    save_bundle(bundle, recipe, models, stats, meta.model_copy(update=calibration.meta_fields()))
+    write_calibration(calibration, bundle)
+    per_fold = with_intervals(per_fold, calibration)
+    summary = summarise_folds(per_fold)
+    parent.log_metrics(calibration.metrics())
     parent.log_metrics(cv_metrics)
     parent.log_folder(bundle, BUNDLE_ARTIFACT)
     parent.log_text(per_fold.to_csv(index=False), "per_fold_metrics.csv")
@@ -301,4 +312,5 @@ def finish_cross_validation(
         stats,
         recipe,
         {o.fold: o.run_id for o in outcomes},
+        calibration=calibration,
     )

@@ -74,3 +74,13 @@ def test_plot_bad_input():
     bad[3] = np.nan
     with pytest.raises(ValueError, match="row 3"):
         plots.target_distributions(bad, folds)
+
+
+def test_calibration_figures():
+    fig = plots.reliability_diagram([0.5, 0.9], [0.48, 0.91], "soc_g_kg")
+    curve = fig.axes[0].lines[1]
+    np.testing.assert_allclose(curve.get_ydata(), [0.48, 0.91])
+    hist = plots.di_histogram(np.array([0.1, 0.2, 0.3, 2.0]), 0.3)
+    assert "75.0% within" in hist.axes[0].get_legend().get_texts()[0].get_text()
+    with pytest.raises(ValueError, match="same non-empty 1-D shape"):
+        plots.reliability_diagram([0.5], [0.4, 0.5])

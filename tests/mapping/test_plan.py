@@ -43,7 +43,7 @@ def test_checkpoint_source_equals_bundle(tiny_checkpoint, tiny_model) -> None:
     image = np.random.default_rng(0).normal(size=(len(a.bands), 40, 40)).astype(np.float32)
     series = np.zeros((1, a.months, len(a.variables)), dtype=np.float32)
     index = np.zeros((2, 2), dtype=np.int64)
-    (mean_a, std_a), (mean_b, std_b) = (m.predict_tile(image, series, index, 8, "dense", 4) for m in (a, b))
+    (mean_a, std_a, _), (mean_b, std_b, _) = (m.predict_tile(image, series, index, 8, "dense", 4) for m in (a, b))
     np.testing.assert_array_equal(mean_a, mean_b)
     np.testing.assert_array_equal(std_a, std_b)
 
