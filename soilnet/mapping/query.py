@@ -71,18 +71,27 @@ def centred_windows(row: np.ndarray, col: np.ndarray, size: int) -> PointWindows
     return PointWindows(origins, np.arange(len(row)), np.full((len(row), 2), centre), size)
 
 
-def read_inputs(
-    windows: PointWindows, raster: RasterCube, climate: ClimateCube, months: int, climate_end: str, picked: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Decoded bands (W', C, P, P) and the climate series (W', T, V) at the centre of the `picked` windows."""
-    p = windows.size
-    image = np.stack([raster.read_raw(int(r), int(c), p, p) for r, c in windows.origins[picked]])
-    image = decode(image.swapaxes(0, 1), raster.scale, raster.offset, raster.nodata).swapaxes(0, 1)
+def window_series(
+    windows: PointWindows, raster: RasterCube, climate: ClimateCube, variables: list[str], months: int, end: str
+) -> np.ndarray:
+    """The climate series (W, T, V) of `variables` at each window's centre, read in one pass over the cube."""
+    missing = [v for v in variables if v not in climate.variables]
+    if missing:
+        raise ValueError(f"{climate.url}: climate variables {missing} missing (cube has {climate.variables})")
     a, _, c0, _, e, f = raster.grid.transform
-    centre = windows.origins[picked] + p / 2
-    x, y = c0 + centre[:, 1] * a, f + centre[:, 0] * e
-    series = climate.read_series(x, y, raster.grid.epsg, climate_end, months)
-    return image, series
+    centre = windows.origins + windows.size / 2
+    series = climate.read_series(c0 + centre[:, 1] * a, f + centre[:, 0] * e, raster.grid.epsg, end, months)
+    return series[:, :, [climate.variables.index(v) for v in variables]]
+
+
+def read_windows(raster: RasterCube, bands: list[str], origins: np.ndarray, size: int) -> np.ndarray:
+    """Decoded `bands` (W, C, P, P) of windows at `origins` (W, 2), cut from one read of the block spanning them."""
+    index = raster.band_index(bands)
+    r0, c0 = origins.min(axis=0)
+    h, w = origins.max(axis=0) - (r0, c0) + size
+    block = raster.read_raw(int(r0), int(c0), int(h), int(w))[index]
+    block = decode(block, raster.scale[index], raster.offset[index], raster.nodata)
+    return np.stack([block[:, r - r0 : r - r0 + size, c - c0 : c - c0 + size] for r, c in origins])
 
 
 @torch.no_grad()
@@ -108,6 +117,14 @@ def ensemble_points(
     return stack.mean(dim=0), variance.sqrt()
 
 
+def tile_batches(origins: np.ndarray, tile_px: int) -> list[np.ndarray]:
+    """Indices of the windows whose origins fall in each `tile_px` tile, tile by tile in row-major order."""
+    _, tile_of = np.unique(origins // tile_px, axis=0, return_inverse=True)
+    tile_of = tile_of.reshape(-1)
+    order = np.argsort(tile_of, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(tile_of[order])) + 1)
+
+
 def predict_points(
     bundle: ModelBundle,
     raster: RasterCube,
@@ -115,30 +132,33 @@ def predict_points(
     lon: np.ndarray,
     lat: np.ndarray,
     climate_end: str,
-    batch_windows: int = 64,
+    tile_windows: int = 8,
 ) -> tuple[np.ndarray, np.ndarray, PointWindows]:
-    """Ensemble mean and std (N, k) in target units at lon/lat points, and the windows they were read in."""
+    """Ensemble mean and std (N, k) in target units at lon/lat points, and the windows they were read in.
+
+    Windows are read and predicted tile by tile: tiles of `tile_windows` lattice steps on a side, each
+    read as one block (the raster's shards are read once per tile, not once per window).
+    """
     lon, lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
     row, col = fractional_pixels(raster, lon, lat)
-    inr = all(isinstance(m, INRSoilModel) for m in bundle.models)
-    size = bundle.meta.patch_px
+    inr, meta = all(isinstance(m, INRSoilModel) for m in bundle.models), bundle.meta
+    size = meta.patch_px
     windows = group_by_window(row, col, size) if inr else centred_windows(row, col, size)
-    k = len(bundle.meta.targets)
+    k = len(meta.targets)
     mean, std = np.full((len(lon), k), np.nan, np.float32), np.full((len(lon), k), np.nan, np.float32)
+    series = window_series(windows, raster, climate, meta.climate_variables, meta.months, climate_end)
     order = np.argsort(windows.window_of, kind="stable")
     bounds = np.searchsorted(windows.window_of[order], np.arange(len(windows.origins) + 1))
-    for first in range(0, len(windows.origins), batch_windows):
-        picked = np.arange(first, min(first + batch_windows, len(windows.origins)))
-        image, series = read_inputs(windows, raster, climate, bundle.meta.months, climate_end, picked)
+    for picked in tile_batches(windows.origins, max(size // 2, 1) * tile_windows):
+        image = read_windows(raster, meta.bands, windows.origins[picked], size)
         members = [order[bounds[w] : bounds[w + 1]] for w in picked]
         queries = None
         if inr:
-            width = max(len(m) for m in members)
-            padded = np.zeros((len(picked), width, 2), np.float32)
+            padded = np.zeros((len(picked), max(len(m) for m in members), 2), np.float32)
             for i, m in enumerate(members):
                 padded[i, : len(m)] = windows.queries[m]
             queries = torch.from_numpy(padded)
-        m_t, s_t = ensemble_points(bundle, image, series, queries)
+        m_t, s_t = ensemble_points(bundle, image, series[picked], queries)
         for i, m in enumerate(members):
             mean[m], std[m] = m_t[i, : len(m)].float().numpy(), s_t[i, : len(m)].float().numpy()
     log.info("predicted %d points from %d windows (%s)", len(lon), len(windows.origins), "INR" if inr else "centred")
