@@ -314,10 +314,10 @@ def tabulate(exp: Experiment, records: list[ArmRecord]) -> ExperimentReport:
     parent.log_text(f"{table}\n\n{significance}\n{line}\n", "experiment.txt")
     parent.log_text(per_fold.to_csv(index=False), "experiment_per_fold.csv")
     parent.log_text(tests.to_csv(index=False), "experiment_tests.csv")
+    metrics = {}
     for row in summary.itertuples(index=False):
-        parent.log_metrics(
-            {f"{row.model}.{row.metric}_mean": row.mean, f"{row.model}.{row.metric}_fold_std": row.fold_std}
-            | {f"{row.model}.{row.metric}_seed_std": row.seed_std}
-        )
+        for stat in ("mean", "fold_std", "seed_std"):
+            metrics[f"{row.model}.{row.metric}_{stat}"] = getattr(row, stat)
+    parent.log_metrics(metrics)
     parent.finish()
     return ExperimentReport(design.name, parent.run_id, per_fold, summary, tests, table, significance, line)
