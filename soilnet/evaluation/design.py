@@ -40,8 +40,10 @@ DEFAULT_RECIPES = {
 DEFAULT_QUICK = [
     "experiment.seeds=1",
     "finetune.epochs=2",
+    "finetune.steps_per_epoch=10",
     "finetune.patience=1",
     "pretrain.epochs=1",
+    "pretrain.steps_per_epoch=10",
     "evaluate.baselines.random_forest.n_estimators=100",
     "evaluate.baselines.gradient_boosting.max_iter=100",
 ]
