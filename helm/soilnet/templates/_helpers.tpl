@@ -223,6 +223,9 @@ workerGroupSpecs:
 {{- if $ray.workers.gpu.enabled }}
 {{ include "soilnet.workerGroup" (dict "root" . "name" "gpu" "group" $ray.workers.gpu "image" (include "soilnet.gpuImage" .)) }}
 {{- end }}
+{{- if $ray.workers.gpuSpot.enabled }}
+{{ include "soilnet.workerGroup" (dict "root" . "name" "gpu-spot" "group" $ray.workers.gpuSpot "image" (include "soilnet.gpuImage" .)) }}
+{{- end }}
 {{- end -}}
 
 {{/* Name of the chart's RayCluster. */}}
@@ -243,12 +246,27 @@ and "why" (what would run it). An empty config means "not configured": soilnet w
 {{- end -}}
 {{- end -}}
 
+{{/*
+Extra entry point arguments of a job: the elastic range for the training jobs (elasticTraining).
+Arguments: dict with "root" and "job".
+*/}}
+{{- define "soilnet.elasticArgs" -}}
+{{- $elastic := .root.Values.elasticTraining -}}
+{{- if and $elastic.enabled (has .job $elastic.jobs) -}}
+{{- if gt (int $elastic.minWorkers) (int $elastic.maxWorkers) -}}
+{{- fail (printf "elasticTraining: minWorkers (%d) is larger than maxWorkers (%d)" (int $elastic.minWorkers) (int $elastic.maxWorkers)) -}}
+{{- end -}}
+{{- printf "--set 'train.num_workers=[%d,%d]'" (int $elastic.minWorkers) (int $elastic.maxWorkers) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The RayJob spec of one job. Arguments: dict with "root" and "job" (a key of .Values.jobs). */}}
 {{- define "soilnet.rayJobSpec" -}}
 {{- $root := .root -}}
 {{- $job := index $root.Values.jobs .job -}}
 {{- $entry := list "python" "-m" (printf "jobs.%s" .job) "--config" (printf "/etc/soilnet/jobs/%s.yaml" .job) -}}
-entrypoint: {{ join " " (concat $entry $job.args) | quote }}
+{{- $elastic := include "soilnet.elasticArgs" . -}}
+entrypoint: {{ join " " (concat $entry $job.args (ternary (list $elastic) (list) (ne $elastic ""))) | quote }}
 submissionMode: K8sJobMode
 activeDeadlineSeconds: {{ $job.activeDeadlineSeconds }}
 backoffLimit: {{ $job.backoffLimit }}
