@@ -29,7 +29,8 @@ def interval_layers(target: str, levels: list[float]) -> list[str]:
 
 @dataclass
 class MapReliability:
-    """Conformal quantiles of the bundle's targets (head order) and its AOA reference, as the predictors use them."""
+    """Conformal quantiles of the bundle's continuous targets (in the order of the map's mean and std rows) and its
+    AOA reference, as the predictors use them."""
 
     targets: list[str]
     calibrations: dict[str, IntervalCalibration]
@@ -81,7 +82,9 @@ def load_reliability(bundle_url: str) -> MapReliability | None:
         return None
     calibrations = load_calibrations(storage.join(bundle_url, meta["intervals"])) if meta.get("intervals") else {}
     aoa = load_aoa(storage.join(bundle_url, meta["aoa"])) if meta.get("aoa") else None
-    return MapReliability(list(meta["targets"]), calibrations, aoa)
+    kinds = meta.get("kinds") or ["continuous"] * len(meta["targets"])
+    continuous = [t for t, kind in zip(meta["targets"], kinds, strict=True) if kind == "continuous"]
+    return MapReliability(continuous, calibrations, aoa)
 
 
 def calibrated_layers(bundle_url: str) -> list[str]:

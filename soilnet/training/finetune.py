@@ -290,7 +290,12 @@ def finish_cross_validation(
     bundle = cfg.bundle or storage.join(job.run_url, BUNDLE_ARTIFACT)
     models = [o.model for o in outcomes]
     calibration = calibrate_bundle(
-        ModelBundle(models, stats, recipe, meta), source, labelled, targets, predictions, cfg.calibration
+        ModelBundle(models, stats, recipe, meta),
+        source,
+        labelled,
+        {meta.targets[0]: targets},
+        {meta.targets[0]: predictions},
+        cfg.calibration,
     )
     save_bundle(bundle, recipe, models, stats, meta.model_copy(update=calibration.meta_fields()))
     write_calibration(calibration, bundle)

@@ -17,6 +17,7 @@ meta), so the map job needs nothing else.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +48,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class BundleCalibration:
-    """Conformal quantiles per continuous target, the AOA reference, and what they give on held-out folds."""
+    """Conformal quantiles per calibrated continuous output (``targets``, the columns of ``y``, ``predictions`` and
+    ``sigma``), the AOA reference, and what they give on held-out folds."""
 
     calibrations: dict[str, IntervalCalibration]
     aoa: AOAReference | None
@@ -92,15 +94,16 @@ def head_input_weight(model: nn.Module) -> np.ndarray:
 
 
 def spread_and_embedding(
-    bundle: ModelBundle, source: SampleSource, table: pd.DataFrame, batch_size: int = 128
+    bundle: ModelBundle, source: SampleSource, table: pd.DataFrame, names: list[str], batch_size: int = 128
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Ensemble std (N, targets) of the bundle and the first fold model's head input (N, D) of each row."""
+    """Ensemble std (N, len(names)) of the bundle's continuous outputs `names` and the first fold model's head
+    input (N, D) of each row."""
     spreads, embeddings = [], []
     for start in range(0, len(table), batch_size):
         raw = source.read(table.iloc[start : start + batch_size])
         with head_inputs(bundle.models[0]) as seen:
-            _, std = bundle.predict(raw["image"], raw["climate"])
-        spreads.append(std)
+            parts = bundle.predict_outputs(raw["image"], raw["climate"])
+        spreads.append(np.column_stack([parts[name]["std"] for name in names]))
         embeddings.append(torch.cat(seen).float().cpu().numpy())
     return np.concatenate(spreads), np.concatenate(embeddings)
 
@@ -120,33 +123,35 @@ def calibrate_bundle(
     bundle: ModelBundle,
     source: SampleSource,
     table: pd.DataFrame,
-    y: np.ndarray,
-    predictions: np.ndarray,
+    labels: Mapping[str, np.ndarray],
+    oof: Mapping[str, np.ndarray],
     cfg: CalibrationConfig,
 ) -> BundleCalibration:
-    """Calibrate the intervals of every target (columns of `y` / `predictions`, NaN = unscored) and the AOA.
+    """Calibrate the intervals of the bundle's continuous outputs and the AOA on the folds of `table`.
 
-    The summary (primary target, the first): held-out ``coverage_<pct>`` and ``width_<pct>`` over all
-    points, and with the AOA its ``aoa_fraction`` (share of training points whose cross-validated DI is
-    within the threshold) and the coverage inside and outside it.
+    `labels` and `oof` hold each output's labels and out-of-fold predictions (N,) by name (NaN: no label,
+    unscored); categorical outputs and outputs missing from them get no intervals. The summary (the first
+    calibrated output): held-out ``coverage_<pct>`` and ``width_<pct>`` over all its points, and with the AOA
+    its ``aoa_fraction`` (share of training points whose cross-validated DI is within the threshold) and the
+    coverage inside and outside it.
     """
-    targets = list(bundle.meta.targets)
-    n = len(table)
-    y, predictions = np.asarray(y, np.float64).reshape(n, -1), np.asarray(predictions, np.float64).reshape(n, -1)
+    names = [o.name for o in bundle.meta.outputs() if not o.categorical and o.name in labels and o.name in oof]
+    y = np.column_stack([np.asarray(labels[n], np.float64) for n in names]) if names else np.empty((len(table), 0))
+    predictions = np.column_stack([np.asarray(oof[n], np.float64) for n in names]) if names else y
     folds = table["fold"].to_numpy()
     scored_folds = np.unique(folds[np.isfinite(predictions).any(axis=1)])
     if scored_folds.size < 2:
         log.warning("folds %s scored: intervals and AOA need at least 2, the bundle gets none", scored_folds.tolist())
-        return BundleCalibration({}, None, y, predictions, np.full_like(y, np.nan), folds, targets, pd.DataFrame(), {})
-    sigma, embedding = spread_and_embedding(bundle, source, table)
+        return BundleCalibration({}, None, y, predictions, np.full_like(y, np.nan), folds, names, pd.DataFrame(), {})
+    sigma, embedding = spread_and_embedding(bundle, source, table, names)
     calibrations, frames = {}, []
-    for i, target in enumerate(targets):
+    for i, target in enumerate(names):
         rows = np.isfinite(y[:, i]) & np.isfinite(predictions[:, i])
         cal = calibrate(y[rows, i], predictions[rows, i], sigma[rows, i], folds[rows], cfg.levels)
         calibrations[target] = cal
         frames.append(held_out_frame(cal, y[rows, i], predictions[rows, i], sigma[rows, i], folds[rows], target))
     per_fold = pd.concat(frames, ignore_index=True)
-    primary = per_fold[per_fold["target"] == targets[0]]
+    primary = per_fold[per_fold["target"] == names[0]]
     summary = {
         f"{kind}_{level_name(level)}": float(np.average(primary[f"{kind}_{level_name(level)}"], weights=primary["n"]))
         for level in cfg.levels
@@ -161,9 +166,9 @@ def calibrate_bundle(
         rows = np.isfinite(y[:, 0]) & np.isfinite(predictions[:, 0])
         args = (y[rows, 0], predictions[rows, 0], sigma[rows, 0], folds[rows], inside[rows])
         for level in cfg.levels:
-            summary.update(coverage_by_aoa(calibrations[targets[0]], *args, level))
-    log.info("calibration of %s: %s", targets[0], {k: round(v, 4) for k, v in summary.items()})
-    return BundleCalibration(calibrations, aoa, y, predictions, sigma, folds, targets, per_fold, summary)
+            summary.update(coverage_by_aoa(calibrations[names[0]], *args, level))
+    log.info("calibration of %s: %s", names[0], {k: round(v, 4) for k, v in summary.items()})
+    return BundleCalibration(calibrations, aoa, y, predictions, sigma, folds, names, per_fold, summary)
 
 
 def calibration_figures(calibration: BundleCalibration) -> dict[str, Figure]:

@@ -33,7 +33,8 @@ def test_calibrated_bundle_files_and_table(tmp_path) -> None:
     predictions = rng.normal(25, 5, n)
     y = predictions + rng.normal(0, 2, n)
     predictions[:3] = np.nan  # unscored rows are left out of the intervals
-    cal = calibrate_bundle(bundle, RowSource(), table, y, predictions, CalibrationConfig(levels=[0.5, 0.9]))
+    levels = CalibrationConfig(levels=[0.5, 0.9])
+    cal = calibrate_bundle(bundle, RowSource(), table, {"soc_g_kg": y}, {"soc_g_kg": predictions}, levels)
 
     # spread at a row = the bundle's own ensemble std there
     first = RowSource().read(table.iloc[:4])
@@ -63,7 +64,8 @@ def test_calibrated_bundle_files_and_table(tmp_path) -> None:
 def test_one_scored_fold_gives_no_calibration() -> None:
     table = pd.DataFrame({"id": np.arange(20), "fold": np.arange(20) % 2})
     predictions = np.where(table["fold"] == 0, 1.0, np.nan)
-    cal = calibrate_bundle(tiny_bundle(), RowSource(), table, np.ones(20), predictions, CalibrationConfig())
+    labels, oof = {"soc_g_kg": np.ones(20)}, {"soc_g_kg": predictions}
+    cal = calibrate_bundle(tiny_bundle(), RowSource(), table, labels, oof, CalibrationConfig())
     assert cal.meta_fields() == {} and cal.metrics() == {}
     per_fold = pd.DataFrame({"model": "m", "target": "", "fold": [0], "n": 10, "rmse": 1.0})
     assert with_intervals(per_fold, cal) is per_fold
