@@ -1,6 +1,7 @@
 """Scale rehearsal: a 1e8-pixel region through every stage of the nightly job, measured stage by stage.
 
-Stages, as the nightly job runs them, on local disk (``--s3``: on the loopback S3 endpoint):
+Stages, as the nightly job runs them, on local disk (``--s3``: cubes and map on the loopback S3 endpoint, a moto
+server in its own process that counts every request and byte it serves, from whichever process):
 
 1. ``generate``: a 30 m raster cube of N x N px written shard by shard, streamed (never whole in
    memory) from `soilnet.data.landsat_texture` (compresses like real Landsat-8 SR, printed), a 4 km
@@ -42,6 +43,7 @@ driver_peak_mib=M`` with ``map_px_per_core_s`` = input (30 m) pixels mapped per 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -60,6 +62,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' shared fixtures
+from s3_server import counts_between, start_s3
+
+from soilnet import storage
 from soilnet.data.bands import BAND_NAMES
 from soilnet.data.climate_cube import create_climate_cube, finish_climate_cube, month_starts, write_climate_block
 from soilnet.data.grid import Grid
@@ -79,9 +84,13 @@ if TYPE_CHECKING:  # projection (through the plan's FLOP counter) and the tiny m
 
 MIB = 2**20
 RATES = Path(__file__).resolve().parent / "results" / "scale_rates.json"
+#: The production recipe whose FLOPs the projection counts.
+RECIPE = Path(__file__).resolve().parents[1] / "jobs" / "configs" / "recipes" / "soilnet.yaml"
 IO_DIR_ENV, INPUTS_ENV = "SCALE_IO_DIR", "SCALE_INPUT_ROOTS"
 #: Output resolution, tile side (output px) and the shard rewritten for the third night (shard row, col).
 RESOLUTION_M, TILE_PX, CHANGED_SHARD = 240.0, 128, (2, 3)
+#: Where ``--s3`` puts cubes and map (the bucket `s3_server.start_s3` creates).
+S3_ROOT = "s3://bench/scale"
 
 
 def install_io_counters() -> None:
@@ -258,8 +267,15 @@ class Stage:
 
 
 @contextmanager
-def measured(name: str, io_dir: str, stages: list[Stage]) -> Iterator[Stage]:
-    """Measure the block as one stage (appended to ``stages``)."""
+def measured(
+    name: str, io_dir: str, stages: list[Stage], counts: str | None = None, inputs: tuple[str, ...] = ()
+) -> Iterator[Stage]:
+    """Measure the block as one stage (appended to ``stages``).
+
+    With ``counts`` (a counting S3 server's file, `s3_server.start_s3`), the server's traffic in the
+    stage's time is added; ``inputs``: the key prefixes of the input cubes there.
+    """
+    t0 = time.time()
     sampler = TreeSampler()
     sampler.sample()
     cpu0, wchar0, io0 = dict(sampler.cpu), dict(sampler.wchar), io_totals(io_dir)
@@ -285,6 +301,14 @@ def measured(name: str, io_dir: str, stages: list[Stage]) -> Iterator[Stage]:
         stage.disk_written = sum(w - wchar0.get(p, 0) for p, w in sampler.wchar.items())
         for key in ("read", "written", "requests", "input_read"):
             setattr(stage, key, io1.get(key, 0) - io0.get(key, 0))
+        if counts:
+            served = counts_between(counts, t0, time.time())
+            stage.read, stage.written, stage.requests = (
+                stage.read + served["read"],
+                stage.written + served["written"],
+                stage.requests + served["requests"],
+            )
+            stage.input_read += counts_between(counts, t0, time.time(), inputs)["read"]
         stage.driver_peak = stage.driver_peak or sampler.driver_peak  # a map stage's own driver, else this process
         stage.actor_peak = sampler.actor_peak
         stages.append(stage)
@@ -343,7 +367,7 @@ def generate(root: str, size: int, workers: int) -> tuple[str, str, float]:
     from tests.fixtures.tiny_models import TINY_VARIABLES
 
     grid = Grid.from_origin(3035, 4_000_000.0, 3_000_000.0, 30.0, size, size)
-    raster, climate = os.path.join(root, "raster.zarr"), os.path.join(root, "climate.zarr")
+    raster, climate = storage.join(root, "raster.zarr"), storage.join(root, "climate.zarr")
     writer = create_raster_cube(raster, grid, BAND_NAMES)
     shard = writer.cube.layout.shard
 
@@ -419,8 +443,8 @@ def recomputed_equal_fresh(spec: MapJobSpec, tiles: list[Tile], names: list[str]
 
 
 def folder_bytes(*urls: str) -> int:
-    """Bytes stored under folders."""
-    return sum(p.stat().st_size for u in urls for p in Path(u).rglob("*") if p.is_file())
+    """Bytes stored under folders (local or S3)."""
+    return sum(int(loc.fs.du(loc.path)) for loc in map(storage.resolve, urls))
 
 
 TABLE_HEAD = (
@@ -439,14 +463,43 @@ def table_row(s: Stage) -> str:
     )
 
 
-def projection_table(rates: MeasuredRates, root: str, model: str) -> None:
-    """Wall hours and cost for Europe and the contiguous US at 240 m and 30 m on 1, 8 and 64 GPUs."""
-    from soilnet.mapping.projection import project
+def recipe_bundle(recipe_path: str, url: str) -> str:
+    """A one-fold bundle of a recipe with untrained weights: the production model's patch and FLOPs for a plan."""
+    from soilnet.data.bands import CLIMATE_VARIABLES
+    from soilnet.data.normalisation import NormStats
+    from soilnet.recipes.bundle import BundleMeta, save_bundle
+    from soilnet.recipes.recipe import load_recipe
 
+    recipe = load_recipe(recipe_path)
+    d = recipe.data
+    bands, variables = list(BAND_NAMES[: d.n_bands]), list(CLIMATE_VARIABLES)[: d.n_climate_vars]
+    stats = NormStats(
+        image_method="minmax", bands=bands, image_center=[0.0] * len(bands), image_scale=[1.0] * len(bands),
+        variables=variables, climate_mean=[0.0] * len(variables), climate_std=[1.0] * len(variables),
+        target_mean=0.0, target_std=1.0, n_rows=1,
+    )  # fmt: skip
+    meta = BundleMeta(
+        targets=["soc_g_kg"], units=["g/kg"], bands=bands, climate_variables=variables, patch_px=d.patch_px,
+        months=d.n_months,
+    )  # fmt: skip
+    return save_bundle(url, recipe, [recipe.build_model()], stats, meta)
+
+
+def projection_table(rates: MeasuredRates, root: str, recipe: str) -> None:
+    """Wall hours and cost for Europe and the contiguous US at 240 m and 30 m on 1, 8 and 64 GPUs.
+
+    Plans are made over metadata-only continents with an untrained bundle of ``recipe``, so tiles, halo
+    and counted FLOPs are the production model's.
+    """
+    from soilnet.mapping.projection import project
+    from soilnet.recipes.recipe import load_recipe
+
+    months = load_recipe(recipe).data.n_months
+    model = recipe_bundle(recipe, os.path.join(root, "recipe-bundle"))
     print("| region | resolution | GPUs | read h | predict h (GPU ASSUMED) | write h | wall h | bound | cost USD |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, ring, epsg in (("Europe", EUROPE, 3035), ("CONUS", CONUS, 5070)):
-        continent = empty_continent(root, name.lower(), ring, epsg)
+        continent = empty_continent(root, name.lower(), ring, epsg, months=months)
         for resolution, tile_px in ((240.0, 256), (30.0, 2048)):
             cfg = MapConfig(
                 raster=continent.raster,
@@ -454,7 +507,7 @@ def projection_table(rates: MeasuredRates, root: str, model: str) -> None:
                 region=continent.region,
                 out=os.path.join(root, f"{name}-map"),
                 model=ModelSourceConfig(bundle=model),
-                climate_end="2018-06",
+                climate_end="latest",
                 resolution_m=resolution,
                 tile_px=tile_px,
             )
@@ -467,30 +520,38 @@ def projection_table(rates: MeasuredRates, root: str, model: str) -> None:
                     f"{p.wall_h:.2f} | {p.bound} | {p.cost_usd:,.0f} |"
                 )
     print(
-        f"(reader cores per GPU {cfg.cpus_per_gpu}; GPU: counted FLOPs of the tiny model at "
-        f"{cfg.gpu_peak_fraction:.0%} of {cfg.gpu_peak_tflops:g} TFLOP/s; ${cfg.gpu_hour_usd:g} per GPU node-hour)"
+        f"(rates: {rates.source}; reader cores per GPU {cfg.cpus_per_gpu}; GPU: counted FLOPs of {recipe} "
+        f"({plan.flops_per_pixel / 1e9:.2f} GFLOP per output px at {resolution:g} m, {cfg.mode} mode) at "
+        f"{cfg.gpu_peak_fraction:.0%} of "
+        f"{cfg.gpu_peak_tflops:g} TFLOP/s; ${cfg.gpu_hour_usd:g} per GPU node-hour)"
     )
 
 
-def rehearse(root: str, size: int, workers: int, mode: str, reuse: bool = False) -> Outcome:
-    """Run every stage, print the per-stage table and return the headline figures."""
+def rehearse(root: str, size: int, workers: int, mode: str, reuse: bool = False, counts: str | None = None) -> Outcome:
+    """Run every stage, print the per-stage table and return the headline figures.
+
+    With ``counts`` (`s3_server.start_s3`), cubes and map go to `S3_ROOT`; the model stays under ``root``.
+    """
     import ray
     from ray.data import DataContext
 
     io_dir = os.path.join(root, "io")
     os.makedirs(io_dir, exist_ok=True)
-    raster_url, climate_url = os.path.join(root, "raster.zarr"), os.path.join(root, "climate.zarr")
+    data = S3_ROOT if counts else root
+    raster_url, climate_url = storage.join(data, "raster.zarr"), storage.join(data, "climate.zarr")
+    prefixes = tuple(storage.resolve(u).path for u in (raster_url, climate_url)) if counts else ()
     os.environ[IO_DIR_ENV], os.environ[INPUTS_ENV] = io_dir, os.pathsep.join([raster_url, climate_url])
     install_io_counters()
     stages: list[Stage] = []
+    measure = functools.partial(measured, io_dir=io_dir, stages=stages, counts=counts, inputs=prefixes)
     if reuse and os.path.exists(os.path.join(root, "bundle")):  # a --keep folder whose generation finished
         raster, climate, model = raster_url, climate_url, os.path.join(root, "bundle")
         ratio = compression_ratio(landsat_raw(0, 0, 512, 512))
         shutil.rmtree(os.path.join(root, "map"), ignore_errors=True)  # the map stage starts from nothing again
         print(f"reusing the cubes generated in {root}")
     else:
-        with measured("generate", io_dir, stages) as stage:
-            raster, climate, ratio = generate(root, size, workers)
+        with measure("generate") as stage:
+            raster, climate, ratio = generate(data, size, workers)
             model = save_tiny_bundle_in_child(os.path.join(root, "bundle"))
             stage.note = f"zstd ratio {ratio:.2f}"
     print(f"generated {size} x {size} px = {size * size:.3g} px; pixels compress {ratio:.2f}x (blosc-zstd 3, shuffle)")
@@ -498,7 +559,7 @@ def rehearse(root: str, size: int, workers: int, mode: str, reuse: bool = False)
 
     def config(out: str) -> MapConfig:
         return MapConfig(
-            raster=raster, climate=climate, out=os.path.join(root, out), model=ModelSourceConfig(bundle=model),
+            raster=raster, climate=climate, out=storage.join(data, out), model=ModelSourceConfig(bundle=model),
             climate_end="2018-06", resolution_m=RESOLUTION_M, tile_px=TILE_PX, chunk_px=TILE_PX, batch_size=512,
             executor="ray", readers=1, predictors=1, cpus_per_actor=0.5, mode=mode,
         )  # fmt: skip
@@ -522,15 +583,15 @@ def rehearse(root: str, size: int, workers: int, mode: str, reuse: bool = False)
     DataContext.get_current().enable_progress_bars = False
     try:
         cfg = config("map")
-        with measured("map", io_dir, stages) as stage:
+        with measure("map") as stage:
             first = drive(cfg, root, stage)
-        with measured("publish", io_dir, stages):
+        with measure("publish"):
             export_outputs(cfg)
-        with measured("nightly-same", io_dir, stages) as stage:
+        with measure("nightly-same") as stage:
             same = drive(cfg, root, stage)
             stage.note = f"{len(same.computed)} tiles computed"
         window = rewrite_shard(raster, CHANGED_SHARD)
-        with measured("nightly-changed", io_dir, stages) as stage:
+        with measure("nightly-changed") as stage:
             changed = drive(cfg, root, stage)
             stage.note = f"{len(changed.computed)} tiles computed"
     finally:
@@ -538,7 +599,7 @@ def rehearse(root: str, size: int, workers: int, mode: str, reuse: bool = False)
     prepared = prepare_map(cfg, create=False)
     grid = prepared.spec.grid
     expected = tiles_over(window, grid.stride, grid.patch, grid.output.height, grid.output.width)
-    with measured("fresh-tiles", io_dir, stages):
+    with measure("fresh-tiles"):
         identical = recomputed_equal_fresh(prepared.spec, prepared.plan.tiles, changed.computed)
     exact = changed.computed == sorted(expected) and identical
     print(TABLE_HEAD)
@@ -593,6 +654,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Threads generating shards.")
     parser.add_argument("--mode", choices=["windows", "dense"], default="dense", help="Map mode (map.mode).")
     parser.add_argument("--keep", help="Folder to work in and keep (default: a temporary one).")
+    parser.add_argument("--s3", action="store_true", help="Cubes and map on a loopback moto S3 server (counted).")
+    parser.add_argument("--recipe", default=str(RECIPE), help="Recipe whose counted FLOPs the projection uses.")
+    parser.add_argument("--projection", metavar="RATES", help="Only print the projection from saved rates (JSON).")
     parser.add_argument("--drive", help=argparse.SUPPRESS)  # a map stage's driver process: its job (MapConfig JSON)
     parser.add_argument("--result", help=argparse.SUPPRESS)  # ... and where it saves what it did
     args = parser.parse_args()
@@ -602,18 +666,28 @@ def main() -> None:
     if args.drive:
         driver_main(args.drive, args.result)
         return
+    if args.projection:
+        from soilnet.mapping.projection import load_rates
+
+        with tempfile.TemporaryDirectory(prefix="scale-projection-") as folder:
+            projection_table(load_rates(args.projection), folder, args.recipe)
+        return
     size = args.size or (3200 if args.quick else 10240)
     root = args.keep or tempfile.mkdtemp(prefix="scale-")
+    server = start_s3(counts=os.path.join(root, "s3-counts.jsonl")) if args.s3 else None
     try:
-        outcome = rehearse(root, size, args.workers, args.mode, reuse=bool(args.keep))
-        if args.size is None:  # the rates of a standard run (its source names the size) are what plans read
+        counts = os.path.join(root, "s3-counts.jsonl") if server else None
+        outcome = rehearse(root, size, args.workers, args.mode, reuse=bool(args.keep) and not server, counts=counts)
+        if args.size is None and not server:  # a standard run's rates (its source names the size) are what plans read
             from soilnet.mapping.projection import save_rates
 
             RATES.parent.mkdir(exist_ok=True)
             save_rates(outcome.rates, RATES)
             print(f"rates saved to {RATES}")
-        projection_table(outcome.rates, os.path.join(root, "continents"), os.path.join(root, "bundle"))
+        projection_table(outcome.rates, os.path.join(root, "continents"), args.recipe)
     finally:
+        if server:
+            server.stop()
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     print(
