@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 
+from soilnet import storage
 from soilnet.evaluation.aoa import fit_aoa, save_aoa
 from soilnet.evaluation.conformal import IntervalCalibration, save_calibrations
 from soilnet.mapping.config import ModelSourceConfig
@@ -16,7 +17,7 @@ from soilnet.mapping.job import map_cube_url, run_map
 from soilnet.mapping.map_cube import open_map_cube, units_of
 from soilnet.mapping.model_card import read_model_card
 from soilnet.mapping.outputs import export_outputs
-from soilnet.mapping.reliability import aoa_fraction, interval_layers
+from soilnet.mapping.reliability import aoa_fraction, interval_layers, load_reliability
 from soilnet.recipes.bundle import AOA_FILE, INTERVALS_FILE, save_bundle
 from tests.fixtures.tiny_models import tiny_bundle
 
@@ -74,3 +75,12 @@ def test_map_of_a_calibrated_bundle(calibrated, map_config) -> None:
     with rasterio.open(f"{cfg.out}/cog/aoa.vrt") as src:
         np.testing.assert_array_equal(src.read(1), aoa)
     assert outputs.preview.endswith("preview.png")
+
+
+def test_a_calibrated_bundle_on_s3(calibrated, s3_bucket) -> None:
+    url = storage.join(s3_bucket, "models/calibrated")
+    storage.resolve(url).fs.put(calibrated, storage.resolve(url).path, recursive=True)
+    local, remote = load_reliability(calibrated), load_reliability(url)
+    assert remote.layers == local.layers == ["soc_g_kg_lower_90", "soc_g_kg_upper_90", "di", "aoa"]
+    assert remote.calibrations["soc_g_kg"].quantile(0.9) == Q90 and remote.aoa.threshold == local.aoa.threshold
+    assert read_model_card(ModelSourceConfig(bundle=url)).extra_layers == tuple(local.layers)
