@@ -26,9 +26,10 @@ from soilnet.data.normalisation import NormStats, load_stats, normalise_batch
 from soilnet.data.points import TARGET_COLUMNS
 from soilnet.data.sampling import steps_per_epoch
 from soilnet.data.stream_config import StreamConfig
+from soilnet.data.targets import TargetOutput
 from soilnet.data.workspace import DataConfig
-from soilnet.evaluation.metrics import METRIC_NAMES, per_fold_metrics, regression_metrics, summarise_folds
-from soilnet.recipes.bundle import BundleMeta, ModelBundle, save_bundle
+from soilnet.evaluation.metrics import per_fold_metrics, regression_metrics, summarise_folds
+from soilnet.recipes.bundle import BundleMeta, ModelBundle, Scaling, save_bundle
 from soilnet.recipes.recipe import RecipeConfig
 from soilnet.tracking.config import TrackingConfig
 from soilnet.tracking.registry import BUNDLE_ARTIFACT, BUNDLE_URL_TAG, cv_metric_key
@@ -39,11 +40,23 @@ from soilnet.training.job import (
     Resume,
     TrainingJob,
     input_stats,
-    labelled_table,
     unlabelled_table,
-    with_target_stats,
 )
 from soilnet.training.loop import ModelSpec, StepCallback
+from soilnet.training.multi_target import (
+    MultiTargetTask,
+    fold_target_stats,
+    fold_test_metrics,
+    head_scaling,
+    is_single,
+    labelled_for,
+    out_of_fold,
+    output_labels,
+    output_predictions,
+    per_fold_outputs,
+    primary_metric_names,
+    with_head_width,
+)
 from soilnet.training.reliability import BundleCalibration, calibrate_bundle, with_intervals, write_calibration
 from soilnet.training.samples import SampleSource
 from soilnet.training.tasks import RegressionTask
@@ -59,11 +72,13 @@ class FoldOutcome:
 
     fold: int
     model: torch.nn.Module
-    scaling: tuple[float, float]
+    scaling: Scaling
     test_rows: np.ndarray
     predictions: np.ndarray
     run_id: str
     metrics: dict[str, float]
+    #: Several outputs (C1): each output's test predictions (values, or class probabilities).
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -80,10 +95,34 @@ class CrossValidation:
     recipe: RecipeConfig
     fold_runs: dict[int, str] = field(default_factory=dict)
     source: SampleSource | None = None
+    #: The run's outputs (C1), primary first; ``predictions`` / ``table["target"]`` are the primary's.
+    outputs: list[TargetOutput] = field(default_factory=list)
+    #: Out-of-fold predictions per output: values (N,) or class probabilities (N, C); NaN where unscored.
+    oof: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Labels per output (N,): values or class codes, NaN where a row has none.
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
     calibration: BundleCalibration | None = None
 
 
 @torch.no_grad()
+def head_outputs(
+    module: torch.nn.Module,
+    source: SampleSource,
+    table: pd.DataFrame,
+    stats: NormStats,
+    mask_channel: bool,
+    batch_size: int = 64,
+) -> dict[str, torch.Tensor]:
+    """The model's raw head outputs (``prediction`` (N, W), maybe ``log_var``) for the rows of `table`."""
+    module.eval()
+    parts = []
+    for start in range(0, len(table), batch_size):
+        batch = normalise_batch(source.read(table.iloc[start : start + batch_size]), stats, mask_channel)
+        out = module(torch.from_numpy(batch["image"]), torch.from_numpy(batch["climate"]))
+        parts.append({k: out[k].float() for k in ("prediction", "log_var") if k in out})
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
 def predict_table(
     module: torch.nn.Module,
     source: SampleSource,
@@ -92,14 +131,9 @@ def predict_table(
     mask_channel: bool,
     batch_size: int = 64,
 ) -> np.ndarray:
-    """De-standardised predictions (N,) of a model for the rows of `table`."""
-    module.eval()
-    out = []
-    for start in range(0, len(table), batch_size):
-        batch = normalise_batch(source.read(table.iloc[start : start + batch_size]), stats, mask_channel)
-        pred = module(torch.from_numpy(batch["image"]), torch.from_numpy(batch["climate"]))["prediction"][:, 0]
-        out.append(pred.float().numpy() * stats.target_std + stats.target_mean)
-    return np.concatenate(out)
+    """De-standardised predictions (N,) of a one-target model for the rows of `table`."""
+    pred = head_outputs(module, source, table, stats, mask_channel, batch_size)["prediction"][:, 0]
+    return pred.numpy() * stats.target_std + stats.target_mean
 
 
 def _val_arrays(
@@ -143,8 +177,12 @@ def run_cross_validation(
 ) -> CrossValidation:
     """Train one model per spatial fold in one worker group, score the test folds, write the bundle, track it all."""
     job = TrainingJob.prepare(data, train, tracking, cfg.run_name, cfg.recipe, cfg.stream, resume_from)
-    task = RegressionTask(job.recipe, cfg.loss, cfg.huber_delta, cfg.pretrained, cfg.freeze_backbone)
-    labelled = labelled_table(data, cfg.target, cfg.folds, cfg.spectral_label_weight)
+    labelled, outputs = labelled_for(data, cfg)
+    if is_single(outputs):
+        task = RegressionTask(job.recipe, cfg.loss, cfg.huber_delta, cfg.pretrained, cfg.freeze_backbone)
+    else:
+        job.recipe = with_head_width(job.recipe, outputs)
+        task = MultiTargetTask(job.recipe, outputs, cfg.loss, cfg.huber_delta, cfg.pretrained, cfg.freeze_backbone)
     folds = cfg.only_folds or sorted(labelled["fold"].unique().tolist())
     base_stats = shared_input_stats(job, cfg, labelled)
     source = job.source(labelled)
@@ -155,15 +193,15 @@ def run_cross_validation(
     )
     plans, datasets = [], {}
     for fold in folds:
-        plan, fold_datasets = plan_fold(fold, labelled, source, base_stats, job, cfg, fold_runs[fold], record)
+        plan, fold_datasets = plan_fold(fold, labelled, source, base_stats, job, cfg, fold_runs[fold], record, outputs)
         plans.append(plan)
         datasets.update(fold_datasets)
     models = [plan.model for plan in plans]
     spec = job.worker_spec(task, cfg.optim, models, cfg.epochs, on_step, cfg.patience, cfg.min_delta)
     with job.failing([*fold_runs.values(), parent]):
         job.fit(spec, datasets)
-        outcomes = [score_fold(plan, job.recipe, source, job.stream, job.run_url) for plan in plans]
-    result = finish_cross_validation(outcomes, labelled, base_stats, job, cfg, parent, source)
+        outcomes = [score_fold(plan, job.recipe, source, job.stream, job.run_url, outputs) for plan in plans]
+    result = finish_cross_validation(outcomes, labelled, base_stats, job, cfg, parent, source, outputs)
     result.source = source
     return result
 
@@ -197,13 +235,14 @@ def plan_fold(
     cfg: FinetuneConfig,
     tracker: RunTracker,
     record: dict,
+    outputs: list[TargetOutput],
 ) -> tuple[FoldPlan, dict]:
     """Split a fold's rows, scale the target on its training rows, and prepare its model spec and batches."""
     split = fold_split(
         labelled["fold"].to_numpy(), fold, labelled["x"], labelled["y"], cfg.folds.val_fraction, cfg.folds.seed
     )
     rows = {name: labelled.iloc[getattr(split, name)] for name in ("train", "val", "test")}
-    stats = with_target_stats(base_stats, rows["train"]["target"].to_numpy())
+    stats = fold_target_stats(base_stats, rows["train"], outputs, cfg.class_weighting)
     tracker.log_params({"fold": fold, **{f"n_{k}": len(v) for k, v in rows.items()}})
     name = f"fold_{fold}"
     train, stream = job.train, job.stream
@@ -223,7 +262,12 @@ def plan_fold(
 
 
 def score_fold(
-    plan: FoldPlan, recipe: RecipeConfig, source: SampleSource, stream: StreamConfig, run_url: str
+    plan: FoldPlan,
+    recipe: RecipeConfig,
+    source: SampleSource,
+    stream: StreamConfig,
+    run_url: str,
+    outputs: list[TargetOutput],
 ) -> FoldOutcome:
     """Load a fold's best weights, predict its test rows, log the test metrics and close its run."""
     folder = best_folder(run_url, plan.model.name)
@@ -231,23 +275,33 @@ def score_fold(
     model = recipe.build_model()
     model.load_state_dict(state)
     test = plan.rows["test"]
-    predictions = predict_table(model, source, test, plan.stats, stream.mask_channel)
-    test_metrics = regression_metrics(test["target"].to_numpy(), predictions)
+    scaling, predicted = (plan.stats.target_mean, plan.stats.target_std), {}
+    if is_single(outputs):
+        predictions = predict_table(model, source, test, plan.stats, stream.mask_channel)
+        test_metrics = regression_metrics(test["target"].to_numpy(), predictions)
+    else:
+        raw = head_outputs(model, source, test, plan.stats, stream.mask_channel)
+        scaling, predicted = head_scaling(plan.stats, outputs), output_predictions(raw, plan.stats, outputs)
+        predictions = predicted[outputs[0].name]
+        test_metrics = fold_test_metrics(output_labels(test, outputs), predicted, outputs)
     tracker = plan.model.tracker
     tracker.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
     tracker.set_tags({"soilnet.best_weights": folder, "soilnet.best_epoch": entry["epoch"]})
     tracker.finish()
+    score = "rmse" if "rmse" in test_metrics else "macro_f1"
     log.info(
-        "fold %d: test RMSE %.3f (%d rows, best epoch %d)", plan.fold, test_metrics["rmse"], len(test), entry["epoch"]
-    )
+        "fold %d: test %s %.3f (%d rows, best epoch %d)",
+        plan.fold, score.upper(), test_metrics.get(score, np.nan), len(test), entry["epoch"],
+    )  # fmt: skip
     return FoldOutcome(
         plan.fold,
         model.eval(),
-        (plan.stats.target_mean, plan.stats.target_std),
+        scaling,
         plan.test_rows,
         predictions,
         tracker.run_id,
         {"best_epoch": entry["epoch"], "best_val_loss": entry["score"]},
+        predicted,
     )
 
 
@@ -259,24 +313,34 @@ def finish_cross_validation(
     cfg: FinetuneConfig,
     parent: RunTracker,
     source: SampleSource,
+    outputs: list[TargetOutput],
 ) -> CrossValidation:
     """Out-of-fold metrics, the bundle of fold models with its intervals and AOA, the parent run's summary."""
-    predictions = np.full(len(labelled), np.nan)
-    for outcome in outcomes:
-        predictions[outcome.test_rows] = outcome.predictions
-    scored = np.isfinite(predictions)
-    targets = labelled["target"].to_numpy()
-    per_fold = per_fold_metrics(targets[scored], predictions[scored], labelled["fold"].to_numpy()[scored], MODEL_NAME)
+    oof, labels, targets = {}, {}, labelled["target"].to_numpy()
+    if is_single(outputs):
+        predictions = np.full(len(labelled), np.nan)
+        for outcome in outcomes:
+            predictions[outcome.test_rows] = outcome.predictions
+        scored = np.isfinite(predictions)
+        fold_ids = labelled["fold"].to_numpy()[scored]
+        per_fold = per_fold_metrics(targets[scored], predictions[scored], fold_ids, MODEL_NAME)
+    else:
+        oof = out_of_fold([(o.test_rows, o.outputs) for o in outcomes], len(labelled), outputs)
+        labels, predictions = output_labels(labelled, outputs), oof[outputs[0].name]
+        per_fold = per_fold_outputs(labels, oof, labelled["fold"].to_numpy(), outputs, MODEL_NAME)
     summary = summarise_folds(per_fold)
+    primary = summary[summary["target"] == summary["target"].iloc[0]]
     cv_metrics = {}
-    for metric in METRIC_NAMES:
-        row = summary[summary["metric"] == metric].iloc[0]
+    for metric in primary_metric_names(outputs):
+        row = primary[primary["metric"] == metric].iloc[0]
         cv_metrics[cv_metric_key(metric)] = float(row["mean"])
         cv_metrics[f"cv_{metric}_std"] = float(row["std"])
     stream, inputs, recipe = job.stream, job.cubes, job.recipe
     meta = BundleMeta(
-        targets=[cfg.target],
-        units=[TARGET_COLUMNS.get(cfg.target, "")],
+        targets=[o.name for o in outputs],
+        units=["" if o.categorical else TARGET_COLUMNS.get(o.column, "") for o in outputs],
+        kinds=[o.kind for o in outputs] if not is_single(outputs) else [],
+        classes={o.name: list(o.classes) for o in outputs if o.categorical},
         bands=inputs.bands,
         climate_variables=inputs.variables,
         patch_px=stream.patch_px,
@@ -293,8 +357,8 @@ def finish_cross_validation(
         ModelBundle(models, stats, recipe, meta),
         source,
         labelled,
-        {meta.targets[0]: targets},
-        {meta.targets[0]: predictions},
+        labels or {meta.targets[0]: targets},
+        oof or {meta.targets[0]: predictions},
         cfg.calibration,
     )
     save_bundle(bundle, recipe, models, stats, meta.model_copy(update=calibration.meta_fields()))
@@ -318,4 +382,7 @@ def finish_cross_validation(
         recipe,
         {o.fold: o.run_id for o in outcomes},
         calibration=calibration,
+        outputs=outputs,
+        oof=oof,
+        labels=labels,
     )

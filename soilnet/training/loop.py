@@ -130,14 +130,27 @@ class WorkerSpec:
                 raise ValueError(f"models {missing}: the task early-stops on val_loss but has no validation rows")
 
 
-def _to_device(batch: dict[str, Any], device: torch.device, target_mean: float, target_std: float) -> dict:
+def _to_device(batch: dict[str, Any], device: torch.device, stats: NormStats) -> dict:
+    """The batch's tensors on `device`, targets standardised with the model's statistics.
+
+    One output: NaN targets (unlabelled rows) become 0. Several outputs (target (B, K), C1): each
+    column standardised with its own mean / std, NaN kept (the task masks missing labels), and the
+    fold's ``class_weights`` added.
+    """
     out = {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
     if "valid" not in out:
         out["valid"] = torch.ones(out["image"].shape[0], device=device)
     out["valid"] = out["valid"].float()
     target = out.get("target")
-    if target is not None:
-        out["target"] = torch.nan_to_num((target.float() - target_mean) / target_std)
+    if target is not None and target.ndim == 2:
+        mean, std = (
+            torch.as_tensor(v, dtype=torch.float32, device=device) for v in (stats.target_mean, stats.target_std)
+        )
+        out["target"] = (target.float() - mean) / std
+        if stats.class_weights is not None:
+            out["class_weights"] = torch.as_tensor(stats.class_weights, dtype=torch.float32, device=device)
+    elif target is not None:
+        out["target"] = torch.nan_to_num((target.float() - stats.target_mean) / stats.target_std)
     return out
 
 
@@ -151,9 +164,9 @@ def validation_loss(
     for start in range(0, len(val["target"]), batch_size):
         # the validation rows come read-only from the object store: copy each batch (torch wants writable arrays)
         part = {k: torch.tensor(v[start : start + batch_size]) for k, v in val.items()}
-        batch = _to_device(part, device, stats.target_mean, stats.target_std)
+        batch = _to_device(part, device, stats)
         out = module(batch["image"], batch["climate"])
-        total += float(task.per_sample(out, batch["target"]).sum())
+        total += float(task.sample_losses(out, batch).sum())
         count += batch["target"].shape[0]
     module.train()
     return total / max(count, 1)
@@ -282,7 +295,7 @@ def _run_epoch(spec: WorkerSpec, run: ModelRun, epoch: int) -> dict[str, float]:
     run.model.train()
     losses, monitors, samples = [], {}, 0
     for micro, raw in enumerate(model_spec.batches.epoch(epoch, share.steps_per_epoch, share.batch_size)):
-        batch = _to_device(raw, device, model_spec.stats.target_mean, model_spec.stats.target_std)
+        batch = _to_device(raw, device, model_spec.stats)
         samples += int((batch["valid"] > 0).sum())
         last = (micro + 1) % share.accum_steps == 0 or micro + 1 == share.steps_per_epoch
         sync = run.model.no_sync() if distributed and not last else contextlib.nullcontext()

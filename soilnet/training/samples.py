@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from soilnet.data.climate_cube import ClimateCube, open_climate_cube
-from soilnet.data.locations import location_columns
+from soilnet.data.locations import label_columns, location_columns
 from soilnet.data.normalisation import NormStats
 from soilnet.data.raster_cube import RasterCube, open_raster_cube
 from soilnet.data.stream import SampleReader, build_dataset, epoch_table
@@ -64,7 +64,7 @@ class CubeInputs:
 
 
 def _columns(table: pd.DataFrame) -> dict[str, np.ndarray]:
-    return {c: table[c].to_numpy() for c in ("id", "x", "y", "date", "target")}
+    return {c: table[c].to_numpy() for c in ("id", "x", "y", "date", *label_columns(table))}
 
 
 class CubeSource:
