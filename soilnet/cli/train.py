@@ -54,8 +54,19 @@ def finetune(config: ConfigOpt = None, set_: SetOpt = None, resume_from: ResumeO
     run_guarded(body)
 
 
+RegionsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--regions", help="GeoJSON (lon/lat) of regions: every metric per region and by distance to training points."
+    ),
+]
+RegionFieldOpt = Annotated[str, typer.Option("--region-field", help="Feature property that names a region.")]
+
+
 @app.command("evaluate")
-def evaluate(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+def evaluate(
+    config: ConfigOpt = None, set_: SetOpt = None, regions: RegionsOpt = None, region_field: RegionFieldOpt = "name"
+) -> None:
     """Cross-validate the recipe and the tree baselines on the same spatial folds; print the comparison.
 
     The last line gives the 90 % intervals' held-out coverage and width and the AOA fraction:
@@ -64,7 +75,7 @@ def evaluate(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     from soilnet.config import dump_config
     from soilnet.tracking.runs import RunTracker
     from soilnet.training.evaluate import compare_with_baselines
-    from soilnet.training.finetune import run_cross_validation
+    from soilnet.training.finetune import MODEL_NAME, run_cross_validation
     from soilnet.training.step_progress import step_bar
 
     def body() -> None:
@@ -78,6 +89,14 @@ def evaluate(config: ConfigOpt = None, set_: SetOpt = None) -> None:
             cv, cv.source, cfg.evaluate, cfg.finetune.pretrained, tracker, cfg.finetune.target
         )
         results.print(comparison.table)
+        if regions:
+            from soilnet.training.regional import regional_report
+
+            predictions = {MODEL_NAME: cv.predictions}
+            report = regional_report(
+                cfg.data, cv.table, predictions, regions, region_field, cfg.finetune.target, tracker
+            )
+            results.print(report.text, markup=False, highlight=False)
         results.print(f"MLflow run {cv.run_id}")
         if cv.calibration is not None and cv.calibration.summary:
             results.print(cv.calibration.interval_line(), markup=False, highlight=False)
