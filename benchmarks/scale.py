@@ -527,7 +527,9 @@ def projection_table(rates: MeasuredRates, root: str, recipe: str) -> None:
     )
 
 
-def rehearse(root: str, size: int, workers: int, mode: str, reuse: bool = False, counts: str | None = None) -> Outcome:
+def rehearse(
+    root: str, size: int, workers: int, mode: str, reuse: bool = False, counts: str | None = None, predictors: int = 1
+) -> Outcome:
     """Run every stage, print the per-stage table and return the headline figures.
 
     With ``counts`` (`s3_server.start_s3`), cubes and map go to `S3_ROOT`; the model stays under ``root``.
@@ -561,7 +563,7 @@ def rehearse(root: str, size: int, workers: int, mode: str, reuse: bool = False,
         return MapConfig(
             raster=raster, climate=climate, out=storage.join(data, out), model=ModelSourceConfig(bundle=model),
             climate_end="2018-06", resolution_m=RESOLUTION_M, tile_px=TILE_PX, chunk_px=TILE_PX, batch_size=512,
-            executor="ray", readers=1, predictors=1, cpus_per_actor=0.5, mode=mode,
+            executor="ray", readers=1, predictors=predictors, cpus_per_actor=1 / (2 + predictors), mode=mode,
         )  # fmt: skip
 
     for attempt in range(3):  # on a crowded machine the raylet may miss Ray's 30 s start-up window
@@ -652,6 +654,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="About 1e7 px (3,200 x 3,200).")
     parser.add_argument("--size", type=int, help="Region side in 30 m pixels (default 10,240: 1.05e8 px).")
     parser.add_argument("--workers", type=int, default=2, help="Threads generating shards.")
+    parser.add_argument("--predictors", type=int, default=1, help="Predictor actors of the map stages.")
     parser.add_argument("--mode", choices=["windows", "dense"], default="dense", help="Map mode (map.mode).")
     parser.add_argument("--keep", help="Folder to work in and keep (default: a temporary one).")
     parser.add_argument("--s3", action="store_true", help="Cubes and map on a loopback moto S3 server (counted).")
@@ -677,7 +680,8 @@ def main() -> None:
     server = start_s3(counts=os.path.join(root, "s3-counts.jsonl")) if args.s3 else None
     try:
         counts = os.path.join(root, "s3-counts.jsonl") if server else None
-        outcome = rehearse(root, size, args.workers, args.mode, reuse=bool(args.keep) and not server, counts=counts)
+        reuse = bool(args.keep) and not server
+        outcome = rehearse(root, size, args.workers, args.mode, reuse, counts, args.predictors)
         if args.size is None and not server:  # a standard run's rates (its source names the size) are what plans read
             from soilnet.mapping.projection import save_rates
 
