@@ -45,8 +45,9 @@ def test_layer_names_and_units() -> None:
     assert units_of("soc_g_kg_upper_97.5") == "g/kg" and units_of("di") == "1"
 
 
-def test_map_of_a_calibrated_bundle(calibrated, map_config) -> None:
-    cfg = map_config(model=ModelSourceConfig(bundle=calibrated))
+@pytest.mark.slow
+def test_map_of_a_calibrated_bundle(calibrated, map_config, ray_local) -> None:
+    cfg = map_config(model=ModelSourceConfig(bundle=calibrated), executor="ray", tile_px=16)
     assert read_model_card(cfg.model).extra_layers == ("soc_g_kg_lower_90", "soc_g_kg_upper_90", "di", "aoa")
     run_map(cfg)
     cube = open_map_cube(map_cube_url(cfg.out))
