@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from soilnet.evaluation.baselines import cross_validate
 from soilnet.evaluation.metrics import format_comparison, summarise_folds
 from soilnet.spectra.config import PreprocessConfig, SpectraConfig
-from soilnet.spectra.downstream import model_for
+from soilnet.spectra.downstream import blas_threads, model_for
 from soilnet.spectra.export import SpectraSpec, prepare
 from soilnet.spectra.folds import sample_folds
 from soilnet.spectra.ingest import IngestReport, parse_table
@@ -141,7 +141,8 @@ def cross_validate_all(
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         for name, matrix in features.items():
             estimator = model_for(name, cfg.downstream, matrix.shape[0], matrix.shape[1])
-            result = cross_validate(estimator, matrix, targets, folds, name)
+            with threadpool_limits(limits=blas_threads(name, cfg.downstream.n_jobs), user_api="blas"):
+                result = cross_validate(estimator, matrix, targets, folds, name)
             tables.append(result.per_fold)
             predictions[name] = pd.Series(result.predictions, index=ids, name=name)
             log.info("%s: mean fold RMSE %.4g", name, result.per_fold["rmse"].mean())

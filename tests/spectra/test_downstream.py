@@ -9,7 +9,7 @@ from sklearn.cross_decomposition import PLSRegression
 from sklearn.model_selection import GridSearchCV, KFold
 
 from soilnet.spectra.config import DownstreamConfig
-from soilnet.spectra.downstream import PLSRPath, inner_search, path_predictions
+from soilnet.spectra.downstream import PLSRPath, blas_threads, inner_search, path_predictions
 
 
 def spectra_like(seed: int, rows: int = 120, bands: int = 40) -> tuple[np.ndarray, np.ndarray]:
@@ -48,3 +48,8 @@ def test_one_candidate_is_not_searched() -> None:
     assert isinstance(inner_search(Cubist(), {"n_committees": [1, 5]}, cfg), GridSearchCV)
     single = inner_search(Cubist(), {"n_committees": [5]}, cfg)
     assert isinstance(single, Cubist) and single.n_committees == 5
+
+
+def test_latent_mlps_fit_on_one_blas_thread() -> None:
+    assert blas_threads("mlp_latent", -1) == 1 and blas_threads("mlp_latent_nir", 2) == 1
+    assert blas_threads("plsr", -1) is None and blas_threads("rf_latent", 2) == 2
