@@ -48,6 +48,27 @@ def pretrain_key(recipe: RecipeConfig, cfg: SoilnetConfig) -> str:
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def arm_digest(cfg: SoilnetConfig, arm: ArmConfig, recipe: RecipeConfig) -> str:
+    """A digest of what an arm-seed's result depends on; a finished arm-seed is reused only with the same one.
+
+    A deep arm: the data, train, pretrain and finetune sections, the arm and its recipe. A baseline arm:
+    the data, the points and folds (finetune target, folds, stream), the baseline settings, the context
+    windows, the arm, `recipe` (the one whose windows it reads) and, on frozen features, the pretraining.
+    """
+    facts: dict = {"arm": arm.model_dump(mode="json"), "recipe": recipe.model_dump(mode="json")}
+    facts["data"] = cfg.data.model_dump(mode="json")
+    if arm.is_deep:
+        facts.update(cfg.model_dump(mode="json", include={"train", "pretrain", "finetune"}))
+    else:
+        facts["finetune"] = cfg.finetune.model_dump(mode="json", include={"target", "folds", "stream"})
+        model = arm.baseline.model if arm.baseline is not None else None
+        facts["baselines"] = cfg.evaluate.baselines.model_dump(mode="json", include={model})
+        facts["context_windows"] = cfg.experiment.context_windows
+        if arm.baseline is not None and arm.baseline.inputs == "ssl_features":
+            facts.update(cfg.model_dump(mode="json", include={"train", "pretrain"}))
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def deep_inputs(recipe: RecipeConfig) -> str:
     """What a deep arm sees, in words: its window and its climate series."""
     parts = []

@@ -25,6 +25,7 @@ from soilnet.evaluation.experiment_table import fold_scores, format_experiment, 
 from soilnet.evaluation.significance import pairwise_tests
 from soilnet.experiments.arms import (
     arm_config,
+    arm_digest,
     arm_recipe,
     baseline_inputs,
     deep_inputs,
@@ -171,10 +172,15 @@ def run_deep(exp: Experiment, arm: ArmConfig, seed: int) -> ArmRecord:
     return ArmRecord(arm.name, seed, per_fold, predictions_frame(cv.table, cv.predictions), info)
 
 
+def first_deep(exp: Experiment) -> ArmConfig:
+    """The design's first deep arm: the baselines read its windows."""
+    return next(a for a in exp.design.arms if a.is_deep)
+
+
 def window_features(exp: Experiment) -> WindowFeatures:
     """The baselines' features of the windows the first deep arm reads (read once per experiment)."""
     if exp.features is None:
-        first = next(a for a in exp.design.arms if a.is_deep)
+        first = first_deep(exp)
         source = arm_source(exp, exp.recipes[first.name])
         exp.features = WindowFeatures.read(source, exp.table, exp.cfg.experiment.context_windows)
     return exp.features
@@ -209,8 +215,7 @@ def run_tabular(exp: Experiment, arm: ArmConfig, seed: int) -> ArmRecord:
     tracking, root = cfg.tracking, cfg.data.root
     tags = {"soilnet.arm": arm.name, "soilnet.seed": str(seed)}
     run = RunTracker.start(tracking, root, f"{arm.name}-s{seed}", parent=exp.parent, tags=tags)
-    first = next(a for a in exp.design.arms if a.is_deep)
-    data = exp.recipes[first.name].data
+    data = exp.recipes[first_deep(exp).name].data
     inputs = baseline_inputs(arm.baseline, features.windows, features.centre.shape[1], data.n_climate_vars)
     run.log_params({"baseline": arm.baseline.model_dump(mode="json"), "inputs": inputs, "seed": seed})
     per_fold = result.per_fold.assign(target=cfg.finetune.target)
@@ -229,12 +234,19 @@ def run_tabular(exp: Experiment, arm: ArmConfig, seed: int) -> ArmRecord:
     )
 
 
+def digest(exp: Experiment, arm: ArmConfig, seed: int) -> str:
+    """The digest of an arm-seed's settings (what a finished result must match to be reused)."""
+    source = arm.name if arm.is_deep else (arm.baseline.encoders_from or first_deep(exp).name)
+    return arm_digest(arm_config(exp.cfg, exp.design, arm, seed, exp.runs), arm, exp.recipes[source])
+
+
 def run_arm(exp: Experiment, arm: ArmConfig, seed: int) -> ArmRecord:
-    """Run one arm-seed and save it (timings in its record)."""
+    """Run one arm-seed and save it (timings and the digest of its settings in its record)."""
     t0, c0 = time.perf_counter(), time.process_time()
     record = run_deep(exp, arm, seed) if arm.is_deep else run_tabular(exp, arm, seed)
     record.per_fold = record.per_fold.assign(seed=seed, target=exp.cfg.finetune.target)
     record.info.update(wall_s=time.perf_counter() - t0, driver_cpu_s=time.process_time() - c0)
+    record.info["digest"] = digest(exp, arm, seed)
     exp.store.save(record)
     log.info("arm %s, seed %d: done in %.0f s", arm.name, seed, record.info["wall_s"])
     return record
@@ -277,8 +289,8 @@ def run_experiment(cfg: SoilnetConfig, design: DesignConfig, quick: bool = False
     for seed in range(cfg.experiment.seeds):
         for arm in ordered:
             label = f"{arm.name}/seed{seed}"
-            if exp.store.finished(arm.name, seed):
-                log.info("arm %s: finished earlier, skipped", label)
+            if exp.store.finished(arm.name, seed, digest(exp, arm, seed)):
+                log.info("arm %s: finished earlier with the same settings, skipped", label)
                 skipped.append(label)
                 records.append(exp.store.load(arm.name, seed))
             else:

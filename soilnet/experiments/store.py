@@ -5,7 +5,8 @@ Layout under ``<data.runs>/<experiment.run_name>/<design>/`` (local folder or ``
 - ``experiment.json``: the MLflow parent run (id, tracking URI) every rerun logs into;
 - ``arms/<arm>/seed<k>/``: ``per_fold.csv`` (the C3 per-fold frame of the arm), ``predictions.csv``
   (``id``, ``fold``, ``target``, ``prediction`` of every point, out of fold) and ``done.json``
-  (run id, inputs, timings), written last: an arm-seed without it is rerun from scratch;
+  (run id, inputs, timings and the digest of the arm's settings), written last: an arm-seed without it,
+  or whose settings changed since (another ``--quick``, epochs, recipe, ...), is run again from scratch;
 - ``recipes/<arm>.yaml``: each deep arm's recipe; ``runs/``: their training runs (``data.runs``);
 - ``pretrain/<key>.json``: finished pretrainings, shared by arms with the same recipe and seed.
 """
@@ -50,9 +51,12 @@ class ExperimentStore:
         """The folder of an arm-seed's results."""
         return storage.join(self.root, "arms", arm, f"seed{seed}")
 
-    def finished(self, arm: str, seed: int) -> bool:
-        """True once an arm-seed's results were saved completely."""
-        return storage.exists(storage.join(self.arm_folder(arm, seed), DONE))
+    def finished(self, arm: str, seed: int, digest: str | None = None) -> bool:
+        """True once an arm-seed's results were saved completely (with settings of `digest`, if given)."""
+        url = storage.join(self.arm_folder(arm, seed), DONE)
+        if not storage.exists(url):
+            return False
+        return digest is None or _read_json(url).get("digest") == digest
 
     def save(self, record: ArmRecord) -> None:
         """Write an arm-seed's tables, then its done marker."""

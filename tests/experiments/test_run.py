@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import soilnet.experiments.run as run_module
-from soilnet.config import load_config
+from soilnet.config import load_config, with_overrides
 from soilnet.evaluation.design import DesignConfig
 from soilnet.experiments.run import check_shared, run_experiment
 
@@ -35,7 +35,7 @@ def experiment_cfg(tiny_demo, tiny_recipe, tmp_path):
             "train.num_workers=1",
             "finetune.epochs=1",
             "finetune.steps_per_epoch=1",
-            "finetune.folds.k=3",
+            "finetune.folds.k=2",
             "finetune.stream={batch_size: 16, read_batch_size: 64, buffer_px: 2, n_unlabelled: 64}",
             "evaluate.baselines.random_forest.n_estimators=10",
             f"experiment.recipes={{soilnet: {tiny_recipe}}}",
@@ -59,7 +59,7 @@ def test_arms_share_points_and_folds_nest_their_runs_and_a_rerun_skips_them(ray_
     frames = [store.load(arm["name"], 0).predictions[["id", "fold"]] for arm in DESIGN["arms"]]
     for frame in frames[1:]:
         pd.testing.assert_frame_equal(frame, frames[0])
-    assert frames[0]["fold"].nunique() == 3 and len(frames[0]) == 200
+    assert frames[0]["fold"].nunique() == 2 and len(frames[0]) == 200
     assert list(first.summary.query("metric == 'rmse'")["model"]) == [a["name"] for a in DESIGN["arms"]]
     assert first.headline.startswith("EXPERIMENT: best=") and "fair_rf_rmse=" in first.headline
     assert "mean+std over 3/7/15 px" in first.table and "16 px window" in first.table
@@ -73,7 +73,7 @@ def test_arms_share_points_and_folds_nest_their_runs_and_a_rerun_skips_them(ray_
     assert set(by_arm) == {"deep", "rf", "fair_rf", "fair_linear"}
     for run in by_arm.values():
         folds = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
-        assert len(folds) == 3
+        assert len(folds) == 2
 
     # a rerun trains nothing and gives the same table; an arm without its done marker runs again alone
     def refuse(*args, **kwargs):
@@ -86,6 +86,11 @@ def test_arms_share_points_and_folds_nest_their_runs_and_a_rerun_skips_them(ray_
     os.remove(store.arm_folder("fair_linear", 0) + "/done.json")
     third = run_experiment(experiment_cfg, design)
     assert third.ran == ["fair_linear/seed0"] and third.table == first.table
+    # changed settings are not "finished": more trees rerun the forests, and only them
+    fourth = run_experiment(
+        with_overrides(experiment_cfg, ["evaluate.baselines.random_forest.n_estimators=11"]), design
+    )
+    assert fourth.ran == ["rf/seed0", "fair_rf/seed0"]
 
 
 def test_an_arm_on_other_points_or_folds_is_refused():
