@@ -51,9 +51,10 @@ def wait_for_markers(out: str, count: int, timeout_s: float = 240, proc: subproc
 
 
 def test_lost_predictor_node_redoes_only_its_tiles(map_config, multinode_cluster, tmp_path) -> None:
-    reference = map_config(out=str(tmp_path / "reference"))
+    # one window per forward pass: the predictor is the slowest stage, busy with a tile when its node goes
+    reference = map_config(out=str(tmp_path / "reference"), batch_size=1)
     run_map(reference)
-    cfg = map_config(executor="ray", out=str(tmp_path / "map"), cpus_per_actor=ACTOR_CPUS)
+    cfg = map_config(executor="ray", out=str(tmp_path / "map"), cpus_per_actor=ACTOR_CPUS, batch_size=1)
     results: list[MapRunResult] = []
     run = threading.Thread(target=lambda: results.append(run_map(cfg)))
     run.start()
@@ -66,7 +67,7 @@ def test_lost_predictor_node_redoes_only_its_tiles(map_config, multinode_cluster
     result = results[0]
     assert result.computed == sorted(set(result.computed)) and len(result.computed) == TILES
     assert result.writes == TILES  # every tile written once (a repeated write finds its marker and is skipped)
-    assert 1 <= len(result.redone) < TILES  # the predictor's tiles in flight, not the map
+    assert result.redone and set(result.redone) < set(result.computed)  # the tiles in flight there, not the map
     manifest = json.loads((tmp_path / "map" / "manifest.json").read_text())
     assert manifest["redone"] == len(result.redone) and manifest["writes"] == TILES
     assert {m.run_id for m in read_markers(cfg.out).values()} == {manifest["run_id"]}
