@@ -6,7 +6,9 @@ pixel's window is cut in memory (``windows`` mode, exact) or the encoder runs on
 tile (``dense`` mode, see `ImageEncoder.forward_dense`). Each climate series is encoded once
 per model, not once per window. Layers: the ensemble mean, the predictive std (spread across
 folds plus, for heads that predict it, the mean aleatoric variance), in target units, the
-same combination as `soilnet.recipes.bundle.ModelBundle.predict`; with a calibrated bundle
+same combination as `soilnet.recipes.bundle.ensemble_outputs`, for the continuous outputs; each categorical
+output's class code, class probabilities (the fold mean of each model's softmax) and entropy
+(`soilnet.mapping.classes`); with a calibrated bundle
 (`soilnet.mapping.reliability`) also the interval bounds and, from the first fold model's head inputs,
 the dissimilarity index and area of applicability.
 """
@@ -22,10 +24,13 @@ import numpy as np
 import torch
 
 from soilnet.data.normalisation import NormStats, normalise_batch
+from soilnet.data.targets import TargetOutput
+from soilnet.mapping.classes import class_layers
 from soilnet.mapping.reliability import MapReliability
 from soilnet.models.dense import cut_windows
 from soilnet.models.fusion import SoilNetModel, head_inputs
 from soilnet.models.inr_model import INRSoilModel
+from soilnet.recipes.bundle import Scaling, ensemble_outputs
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +48,8 @@ class TilePredictor(Protocol):
     def predict_tile(
         self, image: np.ndarray, series: np.ndarray, index: np.ndarray, stride: int, mode: Mode, batch_size: int
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Mean and std (targets, h, w) of a decoded (band, H, W) tile with climate series (S, T, V), and the
-        calibration's layers (h, w) by name (intervals, ``di``, ``aoa``; empty without calibration)."""
+        """Mean and std (continuous targets, h, w) of a decoded (band, H, W) tile with climate series (S, T, V),
+        and further layers (h, w) by name: class layers, the calibration's (intervals, ``di``, ``aoa``)."""
 
 
 @dataclass
@@ -56,9 +61,11 @@ class Ensemble:
     patch: int
     months: int
     mask_channel: bool = False
-    target_scaling: Sequence[tuple[float, float]] = ()
+    target_scaling: Sequence[Scaling] = ()
     device: str = "cpu"
     reliability: MapReliability | None = None
+    #: The head's outputs (`soilnet.recipes.bundle.BundleMeta.outputs`); empty: one continuous output per column.
+    outputs: Sequence[TargetOutput] = ()
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -124,8 +131,9 @@ class Ensemble:
     def predict_tile(
         self, image: np.ndarray, series: np.ndarray, index: np.ndarray, stride: int, mode: Mode, batch_size: int
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Ensemble mean and std (targets, h, w) in target units for every output pixel of a tile, and the
-        calibration's layers (`MapReliability`) from them and the first fold model's head inputs."""
+        """Ensemble mean and std (continuous targets, h, w) in target units for every output pixel of a tile, the
+        class layers of each categorical output, and the calibration's layers (`MapReliability`) from the means
+        and stds and the first fold model's head inputs."""
         if image.shape[0] != len(self.bands):
             raise ValueError(f"tile has {image.shape[0]} bands, the model reads {len(self.bands)} ({self.bands})")
         if series.ndim != 3 or series.shape[1:] != (self.months, len(self.variables)):
@@ -135,23 +143,26 @@ class Ensemble:
         h, w = index.shape
         tile, climate = self._inputs(image, series)
         index_t = torch.from_numpy(index.astype(np.int64)).to(self.device)
-        means, variances = [], []
         with head_inputs(self.models[0]) as first:
-            for model, (shift, scale) in zip(self.models, self.target_scaling, strict=True):
-                out = self._model_outputs(model, tile, climate, index_t, stride, mode, batch_size)
-                means.append(out["prediction"].double() * scale + shift)
-                if "log_var" in out:
-                    variances.append(out["log_var"].double().exp() * scale**2)
-        stack = torch.stack(means)
-        variance = stack.var(dim=0, unbiased=False)
-        if variances:
-            variance = variance + torch.stack(variances).mean(dim=0)
-        mean, std = stack.mean(dim=0), variance.sqrt()
-        as_map = lambda t: t.T.reshape(-1, h, w).float().cpu().numpy()  # noqa: E731
-        mean_map, std_map = as_map(mean), as_map(std)
+            outs = [self._model_outputs(m, tile, climate, index_t, stride, mode, batch_size) for m in self.models]
+        width = outs[0]["prediction"].shape[1]
+        outputs = list(self.outputs) or [TargetOutput(str(k), str(k), "continuous") for k in range(width)]
+        combined = ensemble_outputs(outs, self.target_scaling, outputs)
+
+        def as_map(values: torch.Tensor) -> np.ndarray:
+            """(h * w,) or (h * w, K) per-pixel values -> (K, h, w) float32 maps."""
+            return values.reshape(h * w, -1).T.reshape(-1, h, w).float().cpu().numpy()
+
+        continuous = [combined[o.name] for o in outputs if not o.categorical]
+        none = np.zeros((0, h, w), dtype=np.float32)
+        mean_map = np.concatenate([as_map(c["mean"]) for c in continuous]) if continuous else none
+        std_map = np.concatenate([as_map(c["std"]) for c in continuous]) if continuous else none.copy()
+        layers: dict[str, np.ndarray] = {}
+        for output in (o for o in outputs if o.categorical):
+            layers |= class_layers(output.name, output.classes, as_map(combined[output.name]["probabilities"]))
         if self.reliability is None:
-            return mean_map, std_map, {}
-        layers = self.reliability.interval_layers(mean_map, std_map)
+            return mean_map, std_map, layers
+        layers |= self.reliability.interval_layers(mean_map, std_map)
         if self.reliability.aoa is not None:
             layers |= self.reliability.aoa_layers(torch.cat(first).float().cpu().numpy(), h, w)
         return mean_map, std_map, layers

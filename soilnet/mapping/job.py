@@ -118,7 +118,9 @@ def prepare_map(cfg: MapConfig, overwrite: bool = False, force: bool = False, cr
     if create:
         if overwrite:
             clear_markers(cfg.out)
-        ensure_map_cube(url, grid.output, cfg.targets, cfg.chunk_px, settings, overwrite, extra=card.extra_layers)
+        ensure_map_cube(
+            url, grid.output, cfg.targets, cfg.chunk_px, settings, overwrite, card.classes, card.extra_layers
+        )
     touched = touched_tile_mask(grid.output, grid.tile_px, shapes)
     if not touched.any():
         raise ValueError(f"the region {region.source if region else ''} does not overlap the raster cube {raster.url}")

@@ -19,7 +19,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from soilnet import storage
 from soilnet.data.normalisation import load_stats
@@ -46,6 +46,8 @@ class ModelCard:
     targets: list[str] | None
     content_hash: str
     extra_layers: tuple[str, ...] = ()
+    #: Vocabulary (labels of codes 0..K-1) of each categorical target: its class layers (`soilnet.mapping.classes`).
+    classes: dict[str, list[str]] = field(default_factory=dict)
 
 
 def registry_of(cfg: MapConfig) -> str:
@@ -122,13 +124,16 @@ def bundle_card(url: str, targets: Sequence[str] | None = None) -> ModelCard:
         try:
             meta = json.load(f)
             model_targets, patch, months = list(meta["targets"]), int(meta["patch_px"]), int(meta["months"])
+            classes = {str(t): [str(label) for label in labels] for t, labels in meta.get("classes", {}).items()}
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{meta_url}: not valid bundle metadata: {exc!r}") from exc
     check_model_targets(model_targets, targets, f"model bundle {url}")
     stats = load_stats(storage.join(url, STATS_FILE))
     content_hash = hash_files(list(_files(url)))
     extra = tuple(calibrated_layers(url))
-    return ModelCard(list(stats.bands), list(stats.variables), patch, months, model_targets, content_hash, extra)
+    return ModelCard(
+        list(stats.bands), list(stats.variables), patch, months, model_targets, content_hash, extra, classes
+    )
 
 
 def checkpoint_card(source: ModelSourceConfig) -> ModelCard:

@@ -68,6 +68,7 @@ def load_bundle_ensemble(url: str, device: str, targets: Sequence[str] | None = 
         target_scaling=bundle.target_scaling(),
         device=device,
         reliability=load_reliability(url),
+        outputs=bundle.meta.outputs(),
     )
 
 

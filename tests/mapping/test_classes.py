@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import rasterio
+import torch
 from PIL import Image
 
 from soilnet.data.zarr_group import CubeValidationError, mark_complete
@@ -134,3 +135,47 @@ def test_class_layers_are_published_with_colour_table_stac_classes_and_preview(t
     pixels = {tuple(px) for px in np.asarray(Image.open(png).convert("RGB")).reshape(-1, 3).tolist()}
     shown = {colours[int(k)][:3] for k in np.unique(cube.read("taxonomy_order")) if k != cl.CLASS_NODATA}
     assert shown <= pixels
+
+
+def test_map_job_writes_class_layers_equal_to_the_bundle(map_config, tmp_path):
+    from soilnet.mapping.job import run_map
+    from soilnet.recipes.bundle import BundleMeta, ModelBundle, load_bundle, save_bundle
+    from soilnet.recipes.recipe import RecipeConfig
+    from tests.fixtures.tiny_models import tiny_bundle, tiny_recipe_dict
+    from tests.mapping.test_job import window_inputs
+
+    recipe = tiny_recipe_dict()
+    recipe["model"]["head"]["n_targets"] = 3  # soc_g_kg, then the two logits of permafrost
+    recipe = RecipeConfig.model_validate(recipe)
+    models = []
+    for k in range(2):
+        torch.manual_seed(k)
+        models.append(recipe.build_model().eval())
+    tiny = tiny_bundle()
+    meta = BundleMeta.model_validate(
+        {
+            **tiny.meta.model_dump(),
+            "targets": ["soc_g_kg", "permafrost"],
+            "units": ["g/kg", ""],
+            "kinds": ["continuous", "binary"],
+            "classes": {"permafrost": ["no", "yes"]},
+            "target_scaling": [([25.0, 0.0, 0.0], [10.0, 1.0, 1.0])] * 2,
+        }
+    )
+    url = save_bundle(str(tmp_path / "bundle"), recipe, models, tiny.stats, meta)
+    cfg = map_config(model=ModelSourceConfig(bundle=url), targets=["soc_g_kg", "permafrost"], tile_px=16)
+    cube = open_map_cube(run_map(cfg).map_url)
+    assert cube.classes == {"permafrost": ["no", "yes"]}
+    bundle: ModelBundle = load_bundle(url)
+    images, series, shape = window_inputs(cfg, bundle)
+    expected = bundle.predict_outputs(images, series)
+    proba = expected["permafrost"]["probabilities"].reshape(*shape, 2)
+    got = cube.read("permafrost_p_yes")
+    valid = np.isfinite(got)
+    assert valid.mean() > 0.9
+    np.testing.assert_allclose(got[valid], proba[..., 1][valid], atol=1e-5)
+    np.testing.assert_allclose(cube.read("soc_g_kg")[valid], expected["soc_g_kg"]["mean"].reshape(shape)[valid],
+                               rtol=1e-5, atol=1e-4)  # fmt: skip
+    codes = cube.read("permafrost")
+    np.testing.assert_array_equal(codes[valid], proba.argmax(axis=-1)[valid])
+    assert (codes[~valid] == cl.CLASS_NODATA).all() and np.isnan(cube.read("permafrost_entropy")[~valid]).all()

@@ -33,6 +33,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def window_by_window(cfg, bundle) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std of every output pixel straight from the model, one window read per pixel."""
+    images, series, (height, width) = window_inputs(cfg, bundle)
+    mean, std = bundle.predict(images, series)
+    return mean[:, 0].reshape(height, width), std[:, 0].reshape(height, width)
+
+
+def window_inputs(cfg, bundle) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Each output pixel's image window and climate series (row-major), and the output grid's (height, width)."""
     raster, climate = open_raster_cube(cfg.raster), open_climate_cube(cfg.climate)
     grid = prepare_map(cfg, create=False).spec.grid
     out = grid.output
@@ -47,8 +54,7 @@ def window_by_window(cfg, bundle) -> tuple[np.ndarray, np.ndarray]:
     )
     x, y = out.x_coords()[cols.ravel()], out.y_coords()[rows.ravel()]
     series = climate.read_series(x, y, out.epsg, np.datetime64(cfg.climate_end), 12)[:, :, var_idx]
-    mean, std = bundle.predict(images, series)
-    return mean[:, 0].reshape(out.height, out.width), std[:, 0].reshape(out.height, out.width)
+    return images, series, (out.height, out.width)
 
 
 @dataclass
