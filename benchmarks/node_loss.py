@@ -1,10 +1,10 @@
 """Node loss on a three-node Ray cluster on this machine: the stall it causes and what it costs, training and map.
 
-One `tests.fixtures.multinode.MultiNodeCluster` (a head and worker nodes ``node_a`` and ``node_b``, each with its
-own temp and spill folders; the GCS declares a silent node dead after 3 s) runs both halves:
+Each half runs on its own `tests.fixtures.multinode.MultiNodeCluster` (a head and worker nodes ``node_a`` and
+``node_b``, each with its own temp and spill folders; the GCS declares a silent node dead after 3 s):
 
-- training (`node_loss_train.train_half`, when present): a worker node killed mid-epoch; the stall from the
-  kill to the next completed optimiser step and the samples lost (counted per epoch).
+- training (`node_loss_train.measure_training`): a worker node killed mid-epoch of an elastic fine-tuning run;
+  the stall from the kill to the next completed optimiser step and the samples lost (counted per epoch).
 - map (`map_half`): a generated region mapped by the Ray pipeline with the tiny ensemble of
   `tests.fixtures.tiny_models`; once some tiles are done the node running the predictor actor is killed
   (SIGKILL to its raylet and every process, its folders deleted). The stall runs from the kill to the next
@@ -119,15 +119,13 @@ def map_half(cluster: MultiNodeCluster, root: Path, quick: bool) -> MapHalf:
     return MapHalf(stall, lost, identical, len(result.redone), total, result.seconds)
 
 
-def train_figures(cluster: MultiNodeCluster, root: Path, quick: bool) -> tuple[str, int | None]:
-    """The training half's stall (formatted) and samples lost, or ("n/a", None) while it is not written."""
-    try:
-        from node_loss_train import train_half
-    except ImportError:
-        print("training half: benchmarks/node_loss_train.py is missing (not measured)")
-        return "n/a", None
-    half = train_half(cluster, root / "train", quick)
-    return f"{half.stall_s:.1f}", half.samples_lost
+def train_figures(quick: bool) -> tuple[float, int]:
+    """The training half's stall and samples lost (on its own cluster, S3 server and MLflow file)."""
+    from node_loss_train import measure_training
+
+    figures = measure_training(quick)
+    print(f"training: stall {figures['train_stall_s']:.1f} s, {figures['samples_lost']} samples lost")
+    return float(figures["train_stall_s"]), int(figures["samples_lost"])
 
 
 def main() -> None:
@@ -138,20 +136,20 @@ def main() -> None:
     os.environ.setdefault("SOILNET_PROGRESS", "0")
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     start, cpu = time.perf_counter(), time.process_time()
+    train_stall, samples_lost = train_figures(args.quick)
     with tempfile.TemporaryDirectory(prefix="nl-", dir="/tmp") as tmp:  # short: Unix socket paths live under it
         root = Path(tmp)
         cluster = MultiNodeCluster(root / "c")
         try:
             cluster.start().connect()
-            train_stall, samples_lost = train_figures(cluster, root, args.quick)
             half = map_half(cluster, root, args.quick)
         finally:
             cluster.shutdown()
     print(f"{time.perf_counter() - start:.0f} s wall (under load), driver CPU {time.process_time() - cpu:.0f} s")
     ok = samples_lost == 0 and half.tiles_lost == 0 and half.identical
     print(
-        f"NODE_LOSS: train_stall_s={train_stall} map_stall_s={half.stall_s:.1f} "
-        f"samples_lost={'n/a' if samples_lost is None else samples_lost} tiles_lost={half.tiles_lost} "
+        f"NODE_LOSS: train_stall_s={train_stall:.1f} map_stall_s={half.stall_s:.1f} "
+        f"samples_lost={samples_lost} tiles_lost={half.tiles_lost} "
         f"identical={'yes' if half.identical else 'no'} (target: samples_lost=0 tiles_lost=0 identical=yes)"
     )
     if not ok:
