@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from soilnet import storage
 
@@ -50,6 +50,14 @@ class NormStats(BaseModel):
         "in output order (from the fold's training rows); None: no categorical output.",
     )
     n_rows: int = Field(ge=1, description="Training rows the statistics were computed from.")
+
+    @model_serializer(mode="wrap")
+    def _without_unused_class_weights(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """No ``class_weights`` key without categorical outputs: one-target files (and their hashes) stay as before."""
+        data = handler(self)
+        if data.get("class_weights", 0) is None:
+            data.pop("class_weights")
+        return data
 
 
 def _safe_scale(values: np.ndarray) -> np.ndarray:

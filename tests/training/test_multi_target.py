@@ -49,6 +49,8 @@ def test_fold_scaling_uses_labelled_training_rows_only() -> None:
     stats = output_stats(_stats(), labels, OUTPUTS)
     assert stats.target_mean == [20.0, 0.0] and stats.target_std == pytest.approx([np.std([10, 20, 30]), 1.0])
     assert stats.class_weights == pytest.approx([3 / (2 * 1), 3 / (2 * 2), 0.0])  # codes 0, 1, 1: n 3, 2 present
+    assert "class_weights" not in _stats().model_dump_json()  # one-target statistics files stay as they were
+    assert NormStats.model_validate_json(stats.model_dump_json()) == stats
     assert head_scaling(stats, OUTPUTS) == ([20.0, 0.0, 0.0, 0.0], [pytest.approx(8.1649658), 1.0, 1.0, 1.0])
     batch = _to_device({"image": torch.zeros(4, 1, 2, 2), "target": torch.tensor(labels, dtype=torch.float32)},
                        torch.device("cpu"), stats)  # fmt: skip
