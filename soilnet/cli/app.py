@@ -161,7 +161,7 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None, data_only: DataOnlyOpt =
         full = run_full_demo(cfg)
         data = full.data
         results.print(facts_table("demo region", data.facts, data.timings_s, data.previews))
-        results.print(full.comparison)
+        results.print(full.comparison, markup=False, highlight=False)  # CLASSIFY[<target>] is not markup
         promo = full.promotion
         verdict = "now champion" if promo.promoted else f"champion stays version {promo.previous_version}"
         score = f"{promo.metric} {promo.candidate:.3f}"

@@ -48,7 +48,7 @@ def finetune(config: ConfigOpt = None, set_: SetOpt = None, resume_from: ResumeO
             cv = run_cross_validation(
                 cfg.data, cfg.train, cfg.finetune, cfg.tracking, resume_from, on_step, dump_config(cfg)
             )
-        results.print(format_comparison(cv.summary))
+        results.print(format_comparison(cv.summary), markup=False, highlight=False)
         results.print(f"bundle: [bold]{cv.bundle}[/] (MLflow run {cv.run_id}; promote with --run-id {cv.run_id})")
 
     run_guarded(body)
@@ -88,7 +88,7 @@ def evaluate(
         comparison = compare_with_baselines(
             cv, cv.source, cfg.evaluate, cfg.finetune.pretrained, tracker, cfg.finetune.target
         )
-        results.print(comparison.table)
+        results.print(comparison.table, markup=False, highlight=False)  # CLASSIFY[<target>] is not markup
         if regions:
             from soilnet.training.regional import regional_report
 
