@@ -92,7 +92,12 @@ def evaluate(
         if regions:
             from soilnet.training.regional import regional_report
 
-            predictions = {MODEL_NAME: cv.predictions}
+            primary = comparison.per_fold["target"].iloc[0]
+            predictions = {MODEL_NAME: cv.predictions} | {
+                r.model: r.predictions
+                for r in comparison.baselines
+                if r.predictions.shape == cv.predictions.shape and r.per_fold["target"].iloc[0] == primary
+            }
             report = regional_report(
                 cfg.data, cv.table, predictions, regions, region_field, cfg.finetune.target, tracker
             )

@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 class Comparison:
     """Per-fold metrics of every model and target, their summary and the printed table (with the CLASSIFY lines).
 
-    ``classes``: the per-class and confusion tables of the categorical targets (None without any).
+    ``classes``: the per-class and confusion tables of the categorical targets (None without any);
+    ``baselines``: every baseline's out-of-fold predictions (for the regional breakdown).
     """
 
     per_fold: pd.DataFrame
@@ -62,6 +63,7 @@ class Comparison:
     table: str
     lines: list[str] = field(default_factory=list)
     classes: ClassScores | None = None
+    baselines: list[CrossValResult] = field(default_factory=list)
 
 
 def frozen_features(cv: CrossValidation, source: SampleSource, encoders: str) -> np.ndarray:
@@ -210,4 +212,4 @@ def compare_with_baselines(
             tracker.log_figure(figure, f"plots/{file}")
     log.info("comparison over %d folds:\n%s", len(np.unique(cv.table["fold"])), table)
     tracker.flush()  # the run is already finished: deliver anything spooled during a tracking outage now
-    return Comparison(per_fold, summary, table, lines, classes)
+    return Comparison(per_fold, summary, table, lines, classes, results)
