@@ -54,7 +54,7 @@ def parameter_table(recipe: RecipeConfig) -> Table:
         parts = {**dict(model.named_children()), "model": model}
         if recipe.ssl is not None:
             parts[f"ssl ({recipe.ssl.objective})"] = build_objective(
-                recipe.ssl, unloaded.model, shapes.n_bands, shapes.n_climate_vars, shapes.n_months
+                recipe.ssl, unloaded.model, shapes.n_bands, shapes.n_climate_vars, shapes.n_months, shapes.patch_px
             )
     for name, part in parts.items():
         table.add_row(name, f"{count_parameters(part):,}", f"{count_parameters(part, trainable_only=True):,}")

@@ -28,6 +28,8 @@ def query_coordinates(location: torch.Tensor, queries: torch.Tensor, window: int
     `location` is each window's sample x/y (B, 2) in metres of ``cfg.epsg``, at the window's centre
     query; a query's offset is ``cfg.pixel_m`` per pixel, y north-up.
     """
+    if location.device.type == "meta":  # FLOP counting (`soilnet.recipes.gpu_feed`): shapes only
+        return torch.empty(queries.shape[0] * queries.shape[1], 2, device="meta", dtype=torch.float64)
     if cfg.pixel_m is None or (cfg.kind == "sphere" and cfg.epsg is None):
         raise ValueError("model.location needs epsg and pixel_m (a training job sets them from the raster cube)")
     half = window / 2 * cfg.pixel_m

@@ -73,13 +73,16 @@ def training_flops(recipe: RecipeConfig, stage: Stage, batch: int = 2) -> float:
         image = torch.rand(batch, d.n_bands, d.patch_px, d.patch_px)
         climate = torch.randn(batch, d.n_months, d.n_climate_vars)
         if stage == "pretrain":
-            module: torch.nn.Module = build_objective(recipe.ssl, model, d.n_bands, d.n_climate_vars, d.n_months)
+            module: torch.nn.Module = build_objective(
+                recipe.ssl, model, d.n_bands, d.n_climate_vars, d.n_months, d.patch_px
+            )
         else:
             module = recipe.build_model()
     module.train()
     with torch.device("meta"), FlopCounterMode(display=False) as counter:
         if stage == "pretrain":
-            loss = module(image, climate).loss
+            where = {"location": torch.zeros(batch, 2)} if getattr(module, "uses_location", False) else {}
+            loss = module(image, climate, **where).loss
         else:
             out = next(iter(module(image, climate).values()))
             loss = (out.float() ** 2).mean()

@@ -30,7 +30,7 @@ def geo_contrastive_loss(
 ) -> LossOutput:
     """The weighted InfoNCE terms of an INR model's outputs with location (`INRSoilModel.forward`)."""
     fused, places = out["fused"], out["places"]
-    keep = torch.ones(fused.shape[0], dtype=torch.bool, device=fused.device) if valid is None else valid > 0
+    keep = slice(None) if valid is None else valid > 0
     per_query = [info_nce(fused[keep, q], places[keep, q], cfg.temperature) for q in range(fused.shape[1])]
     image_location = torch.stack([t.loss for t in per_query]).mean()
     loss = cfg.image_location_weight * image_location
