@@ -89,6 +89,8 @@ RECIPE = Path(__file__).resolve().parents[1] / "jobs" / "configs" / "recipes" / 
 IO_DIR_ENV, INPUTS_ENV = "SCALE_IO_DIR", "SCALE_INPUT_ROOTS"
 #: Output resolution, tile side (output px) and the shard rewritten for the third night (shard row, col).
 RESOLUTION_M, TILE_PX, CHANGED_SHARD = 240.0, 128, (2, 3)
+#: Tries to start the local Ray cluster (its raylet has a fixed 30 s window, which a crowded machine can miss).
+START_ATTEMPTS = 10
 #: Where ``--s3`` puts cubes and map (the bucket `s3_server.start_s3` creates).
 S3_ROOT = "s3://bench/scale"
 
@@ -566,7 +568,7 @@ def rehearse(
             executor="ray", readers=1, predictors=predictors, cpus_per_actor=1 / (2 + predictors), mode=mode,
         )  # fmt: skip
 
-    for attempt in range(3):  # on a crowded machine the raylet may miss Ray's 30 s start-up window
+    for attempt in range(START_ATTEMPTS):  # on a crowded machine the raylet may miss Ray's 30 s start-up window
         try:
             ray.init(
                 address="local",
@@ -579,7 +581,7 @@ def rehearse(
             break
         except Exception as exc:
             ray.shutdown()
-            if attempt == 2:
+            if attempt == START_ATTEMPTS - 1:
                 raise
             print(f"Ray did not start ({exc}); retrying")
     DataContext.get_current().enable_progress_bars = False
