@@ -17,7 +17,7 @@ from soilnet.mapping.job import map_cube_url, run_map
 from soilnet.mapping.map_cube import open_map_cube, units_of
 from soilnet.mapping.model_card import read_model_card
 from soilnet.mapping.outputs import export_outputs
-from soilnet.mapping.reliability import aoa_fraction, interval_layers, load_reliability
+from soilnet.mapping.reliability import MapReliability, aoa_fraction, interval_layers, load_reliability
 from soilnet.recipes.bundle import AOA_FILE, INTERVALS_FILE, save_bundle
 from tests.fixtures.tiny_models import tiny_bundle
 
@@ -43,6 +43,20 @@ def test_layer_names_and_units() -> None:
         "soc_g_kg_lower_90", "soc_g_kg_upper_90", "soc_g_kg_lower_50", "soc_g_kg_upper_50",
     ]  # fmt: skip
     assert units_of("soc_g_kg_upper_97.5") == "g/kg" and units_of("di") == "1"
+
+
+def test_tile_layers_by_hand() -> None:
+    cal = IntervalCalibration([0.9], floor=0.5, quantiles={"90": 2.0})
+    aoa = fit_aoa([[0.0], [1.0], [3.0], [6.0]], [0, 0, 1, 1])  # threshold DI 1.5 (tests/evaluation/test_aoa.py)
+    rel = MapReliability(["soc_g_kg", "ph_h2o"], {"soc_g_kg": cal}, aoa)
+    assert rel.layers == ["soc_g_kg_lower_90", "soc_g_kg_upper_90", "di", "aoa"]  # pH has no calibration
+    mean, std = np.array([[[10.0, 20.0]], [[5.0, 6.0]]]), np.array([[[1.0, 0.1]], [[1.0, 1.0]]])
+    bounds = rel.interval_layers(mean, std)
+    np.testing.assert_allclose(bounds["soc_g_kg_lower_90"], [[8.0, 19.0]])  # 2 * max(std, 0.5)
+    np.testing.assert_allclose(bounds["soc_g_kg_upper_90"], [[12.0, 21.0]])
+    layers = rel.aoa_layers(np.array([[4.5], [12.0], [np.nan]]), 1, 3)
+    np.testing.assert_allclose(layers["di"], [[0.45, 1.8, np.nan]])
+    np.testing.assert_array_equal(layers["aoa"], [[1, 0, 255]])
 
 
 @pytest.mark.slow
