@@ -529,6 +529,25 @@ def projection_table(rates: MeasuredRates, root: str, recipe: str) -> None:
     )
 
 
+def patient_ray_start(seconds: float = 600.0) -> None:
+    """Let a raylet take minutes, not Ray's fixed 30 s, to register with the GCS (a crowded machine misses it)."""
+    import ray._private.services as services
+
+    get_node = services.get_node
+
+    def waiting(*args, **kwargs):
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                return get_node(*args, **kwargs)
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+
+    services.get_node = waiting
+
+
 def rehearse(
     root: str, size: int, workers: int, mode: str, reuse: bool = False, counts: str | None = None, predictors: int = 1
 ) -> Outcome:
@@ -568,6 +587,7 @@ def rehearse(
             executor="ray", readers=1, predictors=predictors, cpus_per_actor=1 / (2 + predictors), mode=mode,
         )  # fmt: skip
 
+    patient_ray_start()
     for attempt in range(START_ATTEMPTS):  # on a crowded machine the raylet may miss Ray's 30 s start-up window
         try:
             ray.init(
