@@ -65,18 +65,28 @@ def s3_bucket(s3_endpoint: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def ray_local(s3_endpoint: str) -> Iterator[None]:
-    """A local Ray instance sized for this 2-core machine (SETUP.md).
+def _ray_local_session(s3_endpoint: str) -> Iterator[None]:
+    """Shuts down, at the end of the session, the local Ray instance `ray_local` started."""
+    import ray
 
-    Depends on the S3 endpoint so that Ray's worker processes inherit its environment.
+    yield
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+@pytest.fixture
+def ray_local(_ray_local_session: None) -> None:
+    """A local Ray instance sized for this 2-core machine (SETUP.md), started on first use and kept.
+
+    A ``multinode`` test connects this process to its own cluster instead; the next test that asks for
+    local Ray starts it again. Depends on the S3 endpoint so that Ray's worker processes inherit its environment.
     """
     import ray
 
     from tests.fixtures.local_ray import start_local_ray
 
-    start_local_ray()
-    yield
-    ray.shutdown()
+    if not ray.is_initialized():
+        start_local_ray()
 
 
 @pytest.fixture(scope="session")
