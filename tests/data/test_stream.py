@@ -102,3 +102,21 @@ def test_bad_tables_are_refused(s3_region):
         build_dataset(table.drop(columns="fold"), paths.raster, paths.climate, cfg)
     with pytest.raises(ValueError, match="empty"):
         build_dataset(table.iloc[:0], paths.raster, paths.climate, cfg)
+
+
+def test_several_outputs_stream_as_a_label_matrix(s3_region, ray_local):
+    from soilnet.data.locations import label_matrix, labelled_outputs
+    from soilnet.data.points import class_vocabulary
+    from soilnet.data.targets import plan_outputs
+
+    paths, _ = s3_region
+    points = _points(paths)
+    outputs = plan_outputs(["soc_g_kg", "ph_h2o", "taxonomy_order"], None, class_vocabulary(points))
+    table = labelled_outputs(points, outputs, FoldConfig(k=3))
+    table.loc[3, "target_1"] = np.nan  # a row without pH
+    cfg = StreamConfig(patch_px=32, batch_size=8, read_batch_size=8, reader_concurrency=1, read_threads=2)
+    batch = build_dataset(table, paths.raster, paths.climate, cfg, output="raw").take_batch(64)
+    real = batch["valid"] == 1
+    expected = pd.DataFrame(label_matrix(table), index=table["id"]).loc[batch["id"][real]].to_numpy()
+    assert batch["target"].shape == (len(batch["id"]), 3)
+    np.testing.assert_array_equal(batch["target"][real], expected)  # NaN where a label is missing
