@@ -13,7 +13,10 @@ NameArg = Annotated[
     typer.Argument(help="A built-in design (soilnet-table, ssl-soilnet-table, dino-table) or a design YAML file."),
 ]
 QuickOpt = Annotated[
-    bool, typer.Option("--quick", help="Apply experiment.quick (one seed, fewer epochs and trees): a smoke run.")
+    bool,
+    typer.Option(
+        "--quick", help="Apply experiment.quick (one seed, fewer epochs and trees) under the --set overrides."
+    ),
 ]
 
 
@@ -28,7 +31,9 @@ def experiment(name: NameArg, config: ConfigOpt = None, set_: SetOpt = None, qui
 
     def body() -> None:
         cfg = configure(config, set_)
-        report = run_experiment(cfg, load_design(name), quick=quick)
+        if quick:  # the quick overrides first, so that --set still wins
+            cfg = configure(config, [*cfg.experiment.quick, *(set_ or [])])
+        report = run_experiment(cfg, load_design(name))
         if report.skipped:
             results.print(f"skipped (finished earlier): {', '.join(report.skipped)}", markup=False)
         results.print(report.table, markup=False, highlight=False)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from soilnet import storage
-from soilnet.config import SoilnetConfig, dump_config, with_overrides
+from soilnet.config import SoilnetConfig, dump_config
 from soilnet.data.normalisation import load_stats
 from soilnet.evaluation.design import ArmConfig, DesignConfig
 from soilnet.evaluation.experiment_table import fold_scores, format_experiment, seed_fold_summary
@@ -277,10 +277,8 @@ def headline(summary: pd.DataFrame, tests: pd.DataFrame, reference: str, alpha: 
     )
 
 
-def run_experiment(cfg: SoilnetConfig, design: DesignConfig, quick: bool = False) -> ExperimentReport:
+def run_experiment(cfg: SoilnetConfig, design: DesignConfig) -> ExperimentReport:
     """Run (or resume) every arm and seed of `design`, then tabulate, test and log to the parent run."""
-    if quick:
-        cfg = with_overrides(cfg, cfg.experiment.quick, "experiment.quick")
     t0 = time.perf_counter()
     exp = start(cfg, design)
     exp.recipes = {a.name: arm_recipe(cfg, a) for a in design.arms if a.is_deep}
