@@ -38,7 +38,7 @@ from soilnet.recipes.recipe import RecipeConfig
 from soilnet.tracking.runs import RunTracker
 from soilnet.training.evaluate import encoder_features
 from soilnet.training.finetune import run_cross_validation
-from soilnet.training.job import labelled_table
+from soilnet.training.job import fit_recipe, labelled_table
 from soilnet.training.pretrain import run_pretrain
 from soilnet.training.samples import CubeInputs, CubeSource
 
@@ -135,7 +135,7 @@ def predictions_frame(table: pd.DataFrame, predictions: np.ndarray) -> pd.DataFr
     )
 
 
-def pretrained_encoders(exp: Experiment, cfg: SoilnetConfig, arm: ArmConfig, recipe_url: str, seed: int) -> str:
+def pretrained_encoders(exp: Experiment, cfg: SoilnetConfig, arm: ArmConfig, url: str, seed: int) -> str:
     """The encoders of the arm's pretraining: a finished one with the same recipe and settings, else a new one."""
     key = pretrain_key(exp.recipes[arm.name], cfg)
     done = exp.store.pretraining(key)
@@ -144,26 +144,30 @@ def pretrained_encoders(exp: Experiment, cfg: SoilnetConfig, arm: ArmConfig, rec
         return str(done["encoders"])
     run_name = f"pretrain-{key}"
     storage.remove(storage.join(exp.runs, run_name))  # an unfinished attempt's folder
-    pre_cfg = cfg.pretrain.model_copy(update={"recipe": recipe_url, "run_name": run_name, "output": None})
+    pre_cfg = cfg.pretrain.model_copy(update={"recipe": url, "run_name": run_name, "output": None})
     result = run_pretrain(cfg.data, cfg.train, pre_cfg, cfg.tracking, target=cfg.finetune.target)
     exp.nest(result.run_id, arm.name, seed)
     exp.store.save_pretraining(key, {"encoders": result.encoders, "run_id": result.run_id, "arm": arm.name})
     return result.encoders
 
 
+def recipe_url(exp: Experiment, arm: str) -> str:
+    """Where a deep arm's recipe is written (what its training jobs read)."""
+    return storage.join(exp.store.root, "recipes", f"{arm}.yaml")
+
+
 def run_deep(exp: Experiment, arm: ArmConfig, seed: int) -> ArmRecord:
     """Fine-tune an arm's recipe on every fold (pretraining first if asked); nest its runs under the parent."""
     cfg = arm_config(exp.cfg, exp.design, arm, seed, exp.runs)
-    recipe_url = storage.join(exp.store.root, "recipes", f"{arm.name}.yaml")
-    write_recipe(exp.recipes[arm.name], recipe_url)
+    url = write_recipe(exp.recipes[arm.name], recipe_url(exp, arm.name))
     encoders = cfg.finetune.pretrained
     if arm.pretrain:
-        encoders = pretrained_encoders(exp, cfg, arm, recipe_url, seed)
+        encoders = pretrained_encoders(exp, cfg, arm, url, seed)
     elif arm.pretrain_from:
         encoders = exp.store.load(arm.pretrain_from, seed).info["encoders"]
     run_name = f"{arm.name}-s{seed}"
     storage.remove(storage.join(exp.runs, run_name))  # an unfinished attempt's folder
-    finetune = cfg.finetune.model_copy(update={"recipe": recipe_url, "run_name": run_name, "pretrained": encoders})
+    finetune = cfg.finetune.model_copy(update={"recipe": url, "run_name": run_name, "pretrained": encoders})
     cv = run_cross_validation(cfg.data, cfg.train, finetune, cfg.tracking, config_text=dump_config(cfg))
     exp.nest(cv.run_id, arm.name, seed)
     check_shared(exp, arm.name, cv.table)
@@ -197,11 +201,12 @@ def arm_source(exp: Experiment, recipe: RecipeConfig) -> CubeSource:
 def ssl_features(exp: Experiment, arm: ArmConfig, seed: int) -> np.ndarray:
     """Frozen image features of the pretrained encoders of arm `encoders_from` at `seed`."""
     source_arm = arm.baseline.encoders_from
-    record = exp.store.load(source_arm, seed)
-    encoders = record.info["encoders"]
-    recipe = exp.recipes[source_arm]
+    encoders = exp.store.load(source_arm, seed).info["encoders"]
+    cubes = CubeInputs.open(exp.cfg.data)
+    # the recipe as its training job fitted it to the cubes (band and variable counts, mask channel)
+    recipe, stream = fit_recipe(recipe_url(exp, source_arm), cubes, exp.cfg.finetune.stream)
     stats = load_stats(storage.join(encoders, "normalisation.json"))
-    return encoder_features(recipe, stats, exp.table, arm_source(exp, recipe), encoders)
+    return encoder_features(recipe, stats, exp.table, CubeSource(cubes, stream), encoders)
 
 
 def run_tabular(exp: Experiment, arm: ArmConfig, seed: int) -> ArmRecord:
@@ -215,8 +220,7 @@ def run_tabular(exp: Experiment, arm: ArmConfig, seed: int) -> ArmRecord:
     tracking, root = cfg.tracking, cfg.data.root
     tags = {"soilnet.arm": arm.name, "soilnet.seed": str(seed)}
     run = RunTracker.start(tracking, root, f"{arm.name}-s{seed}", parent=exp.parent, tags=tags)
-    data = exp.recipes[first_deep(exp).name].data
-    inputs = baseline_inputs(arm.baseline, features.windows, features.centre.shape[1], data.n_climate_vars)
+    inputs = baseline_inputs(arm.baseline, features.windows, features.centre.shape[1], features.climate.shape[2])
     run.log_params({"baseline": arm.baseline.model_dump(mode="json"), "inputs": inputs, "seed": seed})
     per_fold = result.per_fold.assign(target=cfg.finetune.target)
     for row in per_fold.itertuples(index=False):
