@@ -89,6 +89,10 @@ class ImageEncoder(nn.Module, abc.ABC):
     def stage_features(self, tile: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps (B, C_s, H_s, W_s) of the encoder's stages, fine to coarse (INR inputs)."""
 
+    def outside_stages(self) -> list[nn.Module]:
+        """Parts `stage_features` never runs (a ViT's final norms); none unless overridden."""
+        return []
+
     def finish_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
         """What the encoder applies after pooling (channels last); identity unless overridden."""
         return pooled

@@ -58,6 +58,8 @@ class INRSoilModel(SoilNetModel):
         **head_kwargs: object,
     ) -> None:
         super().__init__(image_encoder, climate_encoder, branch_dim, head_hidden, image_dim=inr.out_dim, **head_kwargs)
+        for part in image_encoder.outside_stages():  # never run: no gradient for data parallel to wait for
+            part.requires_grad_(False)
         self.inr = inr
         self.window = window
         self.location = location

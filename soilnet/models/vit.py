@@ -6,6 +6,7 @@ from typing import Literal
 
 import torch
 from timm.models.vision_transformer import checkpoint_filter_fn
+from torch import nn
 
 from soilnet.models.encoder import ImageEncoder, create_timm_backbone
 
@@ -80,6 +81,10 @@ class ViTEncoder(ImageEncoder):
         return self.backbone.forward_intermediates(
             tile, indices=self.stage_blocks, output_fmt="NCHW", intermediates_only=True
         )
+
+    def outside_stages(self) -> list[nn.Module]:
+        """The final norms: stage token grids are taken before them."""
+        return [self.backbone.norm, self.backbone.fc_norm]
 
     def finish_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
         """The norm timm applies after mean pooling."""

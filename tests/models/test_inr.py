@@ -86,3 +86,13 @@ def test_forward_with_location_returns_what_the_contrastive_terms_compare(model)
     assert out["prediction"].shape == (3, 1)
     assert out["fused"].shape == out["places"].shape == (3, 5, 16)
     assert out["image_embedding"].shape == out["climate_embedding"].shape == (3, 8)
+
+
+@pytest.mark.parametrize("arch", ["resnet", "vit"])
+def test_every_trainable_parameter_gets_a_gradient(arch) -> None:
+    """Distributed data parallel waits for a gradient of every trainable parameter: none may be left unused."""
+    model = RecipeConfig.model_validate(tiny_miso_recipe_dict(arch)).build_model().train()
+    xy = torch.tensor([[4_321_000.0, 3_210_000.0]] * 2, dtype=torch.float64)
+    out = model(torch.rand(2, 5, 32, 32), torch.randn(2, 12, 3), None, xy, 3)
+    sum(v.sum() for v in out.values()).backward()
+    assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []
