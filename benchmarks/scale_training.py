@@ -56,7 +56,7 @@ class Size:
     ft_epochs: int
 
 
-FULL = Size(km=60.0, points=20_000, ssl_windows=4_000, ssl_epochs=4, ft_epochs=2)
+FULL = Size(km=30.0, points=20_000, ssl_windows=2_000, ssl_epochs=3, ft_epochs=2)
 QUICK = Size(km=12.0, points=1_000, ssl_windows=500, ssl_epochs=3, ft_epochs=2)
 
 
