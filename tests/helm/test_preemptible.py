@@ -8,6 +8,7 @@ import helm_python as helm
 import pytest
 
 from soilnet.config import load_config
+from soilnet.mapping.config import MapConfig
 from tests.helm.test_chart import CHART, by_kind, production_values, rayjob_templates, render, validate_ray
 
 SPOT = {"ray": {"workers": {"gpuSpot": {"enabled": True}}}}
@@ -69,6 +70,10 @@ def test_nightly_rayjob_is_retried_after_a_lost_head():
     validate_ray(cron)
     assert cron["spec"]["jobTemplate"]["backoffLimit"] >= 1
     assert rayjob_templates(render(production_values()))["nightly"]["spec"]["backoffLimit"] >= 1
+    jobs = production_values()["jobs"]
+    for section in (jobs["map"]["config"]["map"], jobs["nightly"]["config"]["nightly"]["map"]):
+        cfg = MapConfig(**section)
+        assert cfg.lease_wait_s > cfg.lease_ttl_s  # the retry waits out the lost run's lease instead of refusing
 
 
 def test_gcs_fault_tolerance_keeps_the_long_lived_cluster_state_in_external_redis():
