@@ -1,13 +1,13 @@
-"""`soilnet experiment` end to end on the tiny demo region: shared points and folds, nested runs, reruns skip."""
+"""`soilnet experiment` end to end on the tiny demo region (runs on S3): shared points and folds, nested runs,
+reruns skip finished arms."""
 
 from __future__ import annotations
-
-import os
 
 import pandas as pd
 import pytest
 
 import soilnet.experiments.run as run_module
+from soilnet import storage
 from soilnet.config import load_config, with_overrides
 from soilnet.evaluation.design import DesignConfig
 from soilnet.experiments.run import check_shared, run_experiment
@@ -24,13 +24,14 @@ DESIGN = {
 
 
 @pytest.fixture
-def experiment_cfg(tiny_demo, tiny_recipe, tmp_path):
+def experiment_cfg(tiny_demo, tiny_recipe, tmp_path, s3_bucket):
+    """The tiny demo's cubes and points on disk; the experiment's folder and its training runs on S3 (moto)."""
     return load_config(
         None,
         [
             f"data.root={tiny_demo.root}",
-            f"data.write_roots=[{tmp_path}]",
-            f"data.runs={tmp_path / 'runs'}",
+            f"data.write_roots=[{s3_bucket}]",
+            f"data.runs={s3_bucket}/runs",
             f"tracking.uri=sqlite:///{tmp_path / 'mlruns.db'}",
             "train.num_workers=1",
             "finetune.epochs=1",
@@ -75,7 +76,7 @@ def test_arms_share_points_and_folds_nest_their_runs_and_a_rerun_skips_them(ray_
         folds = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
         assert len(folds) == 2
 
-    # a rerun trains nothing and gives the same table; an arm without its done marker runs again alone
+    # a rerun trains nothing and gives the same table
     def refuse(*args, **kwargs):
         raise AssertionError("a finished arm was trained again")
 
@@ -83,14 +84,12 @@ def test_arms_share_points_and_folds_nest_their_runs_and_a_rerun_skips_them(ray_
     second = run_experiment(experiment_cfg, design)
     assert second.ran == [] and len(second.skipped) == 4
     assert second.table == first.table and second.run_id == first.run_id
-    os.remove(store.arm_folder("fair_linear", 0) + "/done.json")
-    third = run_experiment(experiment_cfg, design)
-    assert third.ran == ["fair_linear/seed0"] and third.table == first.table
-    # changed settings are not "finished": more trees rerun the forests, and only them
-    fourth = run_experiment(
-        with_overrides(experiment_cfg, ["evaluate.baselines.random_forest.n_estimators=11"]), design
-    )
-    assert fourth.ran == ["rf/seed0", "fair_rf/seed0"]
+    # changed settings are not "finished": more trees rerun the forests, and only them; an arm-seed without
+    # its done marker (killed mid-way) runs again
+    storage.remove(storage.join(store.arm_folder("fair_linear", 0), "done.json"))
+    third = run_experiment(with_overrides(experiment_cfg, ["evaluate.baselines.random_forest.n_estimators=11"]), design)
+    assert third.ran == ["rf/seed0", "fair_rf/seed0", "fair_linear/seed0"]
+    assert third.run_id == first.run_id and "fair_linear" in third.table
 
 
 def test_an_arm_on_other_points_or_folds_is_refused():
