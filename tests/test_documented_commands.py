@@ -52,6 +52,10 @@ SKIP = {
     "soilnet spectra": "the reader's spectral library files; tests/spectra runs the commands on generated ones",
     # A web server that runs until stopped (the hint `soilnet demo` prints last); tests/serve opens its pages.
     "soilnet serve": "a web server that runs until stopped; tests/serve requests its pages",
+    # A design's arms x seeds (tens of minutes even --quick on a 2-core machine): tests/experiments runs a design
+    # end to end on the tiny region, tests/cli/test_experiment.py the command; the Europe runs need s3://soilnet.
+    "soilnet experiment": "every arm of a design over its seeds; tests/experiments runs one on the tiny region",
+    "python -m jobs.experiment": "cluster workspace s3://soilnet/europe",
     # Regenerates the full 30 km region (minutes); `soilnet demo` above generated the (tiny) region.
     "soilnet demo-data --out demo --size-km 30": "the full-size region takes minutes; soilnet demo built the tiny one",
 }
