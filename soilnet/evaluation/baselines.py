@@ -36,6 +36,7 @@ from threadpoolctl import threadpool_limits
 
 from soilnet.configbase import StrictModel
 from soilnet.evaluation.classification import ClassScores, per_fold_classification
+from soilnet.evaluation.conformal import calibrate, held_out_table
 from soilnet.evaluation.metrics import per_fold_metrics
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,12 @@ class BaselineConfig(StrictModel):
     classifier: RandomForestClassifierConfig = Field(
         default_factory=RandomForestClassifierConfig,
         description="Random forest classifier, the baseline of categorical targets (same features).",
+    )
+    interval_levels: list[float] = Field(
+        default_factory=lambda: [0.9],
+        description="Random forest regressors: split-conformal intervals of these levels, the score normalised "
+        "by the spread of the trees' predictions, checked on held-out folds (coverage_<pct>, width_<pct> "
+        "columns of the table, as the fine-tuned models'); empty: none.",
     )
 
     @field_validator("n_jobs")
@@ -263,6 +270,15 @@ def fold_fits(
         yield test, fitted
 
 
+def tree_spread(fitted: BaseEstimator, x: NDArray[np.float64]) -> NDArray[np.float64] | None:
+    """Std of the trees' predictions of `x` for a fitted random forest pipeline; None for any other model."""
+    forest = fitted[-1]
+    if not isinstance(forest, RandomForestRegressor):
+        return None
+    inputs = fitted[:-1].transform(x)
+    return np.std([tree.predict(inputs) for tree in forest.estimators_], axis=0)
+
+
 def cross_validate(
     estimator: RegressorMixin,
     features: ArrayLike,
@@ -270,20 +286,29 @@ def cross_validate(
     fold_ids: ArrayLike,
     model: str,
     target: str = "",
+    levels: Sequence[float] = (),
 ) -> CrossValResult:
     """Fit a clone of `estimator` per fold on the other folds' rows; score out-of-fold.
 
     `features` (N, F) may hold NaN (missing): each fold's model imputes them with the medians of its
     own training rows. `targets` (N,), `fold_ids` (N,) integers with at least 2 folds. Rows of the test
-    fold never reach ``fit``, nor the imputation. `target` names the target in the per-fold table.
+    fold never reach ``fit``, nor the imputation. `target` names the target in the per-fold table. A random
+    forest with `levels` also gets split-conformal intervals (`soilnet.evaluation.conformal`; score
+    |residual| / spread of its trees) and their held-out ``coverage_<pct>`` / ``width_<pct>`` per fold.
     """
     x = _finite("features", features, 2, missing=True)
     y = _finite("targets", targets, 1)
     folds = np.asarray(fold_ids)
-    predictions = np.full(y.shape[0], np.nan)
+    predictions, spread = np.full(y.shape[0], np.nan), np.full(y.shape[0], np.nan)
     for test, fitted in fold_fits(estimator, x, y, folds, model):
         predictions[test] = fitted.predict(x[test])
-    return CrossValResult(model, predictions, per_fold_metrics(y, predictions, folds, model, target))
+        trees = tree_spread(fitted, x[test]) if levels else None
+        spread[test] = np.nan if trees is None else trees
+    per_fold = per_fold_metrics(y, predictions, folds, model, target)
+    if levels and np.isfinite(spread).all():
+        cal = calibrate(y, predictions, spread, folds, list(levels))
+        per_fold = per_fold.merge(held_out_table(cal, y, predictions, spread, folds).drop(columns="n"), on="fold")
+    return CrossValResult(model, predictions, per_fold)
 
 
 def class_codes(name: str, codes: ArrayLike, n_classes: int) -> NDArray[np.int64]:
@@ -343,7 +368,9 @@ def evaluate_baselines(
                 cross_validate_classifier(classifier, features, targets, fold_ids, "random_forest", target, classes)
             ]
         return [
-            cross_validate(make_regressor(name, config), features, targets, fold_ids, name, target)
+            cross_validate(
+                make_regressor(name, config), features, targets, fold_ids, name, target, config.interval_levels
+            )
             for name in config.models
         ]
 
@@ -368,4 +395,5 @@ def evaluate_feature_forest(
         if classes is not None:
             classifier = make_classifier(config)
             return cross_validate_classifier(classifier, features, targets, fold_ids, model, target, classes)
-        return cross_validate(make_regressor("random_forest", config), features, targets, fold_ids, model, target)
+        forest = make_regressor("random_forest", config)
+        return cross_validate(forest, features, targets, fold_ids, model, target, config.interval_levels)

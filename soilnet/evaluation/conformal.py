@@ -147,6 +147,18 @@ def interval_metrics(
     return per_fold.rename(columns={"coverage": f"coverage_{pct}", "width": f"width_{pct}"}).reset_index()
 
 
+def held_out_table(
+    cal: IntervalCalibration, y: ArrayLike, pred: ArrayLike, sigma: ArrayLike, folds: ArrayLike
+) -> pd.DataFrame:
+    """Held-out coverage and width of every calibrated level per fold: ``fold, n, coverage_<pct>, width_<pct>, ...``."""
+    fold_ids = np.asarray(folds)
+    counts = pd.Series(fold_ids).value_counts().sort_index()
+    frame = pd.DataFrame({"fold": counts.index.to_numpy(), "n": counts.to_numpy()})
+    for level in cal.levels:
+        frame = frame.merge(interval_metrics(cal, y, pred, sigma, fold_ids, level), on="fold")
+    return frame
+
+
 def coverage_by_aoa(
     cal: IntervalCalibration,
     y: ArrayLike,

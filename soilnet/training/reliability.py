@@ -32,7 +32,7 @@ from soilnet.evaluation.conformal import (
     IntervalCalibration,
     calibrate,
     coverage_by_aoa,
-    interval_metrics,
+    held_out_table,
     level_name,
     reliability,
     save_calibrations,
@@ -108,17 +108,6 @@ def spread_and_embedding(
     return np.concatenate(spreads), np.concatenate(embeddings)
 
 
-def held_out_frame(
-    cal: IntervalCalibration, y: np.ndarray, pred: np.ndarray, sigma: np.ndarray, folds: np.ndarray, target: str
-) -> pd.DataFrame:
-    """Held-out coverage and width of every calibrated level per fold: ``target, fold, n, coverage_<pct>, ...``."""
-    counts = pd.Series(folds).value_counts().sort_index()
-    frame = pd.DataFrame({"target": target, "fold": counts.index.to_numpy(), "n": counts.to_numpy()})
-    for level in cal.levels:
-        frame = frame.merge(interval_metrics(cal, y, pred, sigma, folds, level), on="fold")
-    return frame
-
-
 def calibrate_bundle(
     bundle: ModelBundle,
     source: SampleSource,
@@ -149,7 +138,8 @@ def calibrate_bundle(
         rows = np.isfinite(y[:, i]) & np.isfinite(predictions[:, i])
         cal = calibrate(y[rows, i], predictions[rows, i], sigma[rows, i], folds[rows], cfg.levels)
         calibrations[target] = cal
-        frames.append(held_out_frame(cal, y[rows, i], predictions[rows, i], sigma[rows, i], folds[rows], target))
+        table = held_out_table(cal, y[rows, i], predictions[rows, i], sigma[rows, i], folds[rows])
+        frames.append(table.assign(target=target)[["target", *table.columns]])
     per_fold = pd.concat(frames, ignore_index=True)
     primary = per_fold[per_fold["target"] == names[0]]
     summary = {

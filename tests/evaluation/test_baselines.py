@@ -136,6 +136,18 @@ def test_baselines_learn_the_signal_and_beat_the_mean():
         assert (result.per_fold["rmse"] < target.std()).all()
 
 
+def test_random_forest_gets_conformal_intervals_checked_on_held_out_folds():
+    centre, climate, target, folds = _data()
+    forest, boosting = bl.evaluate_baselines(centre, climate, target, folds, _small_config())
+    assert {"coverage_90", "width_90"} <= set(forest.per_fold.columns)
+    assert "coverage_90" not in boosting.per_fold.columns  # no spread of its own: no intervals
+    coverage = np.average(forest.per_fold["coverage_90"], weights=forest.per_fold["n"])
+    assert 0.8 <= coverage <= 1.0 and (forest.per_fold["width_90"] > 0).all()
+    none = bl.evaluate_baselines(centre, climate, target, folds, _small_config(interval_levels=[]))[0]
+    assert "coverage_90" not in none.per_fold.columns
+    np.testing.assert_array_equal(none.predictions, forest.predictions)
+
+
 def test_climate_features_matter_for_a_climate_signal():
     centre, climate, target, folds = _data()
     without = bl.evaluate_baselines(
