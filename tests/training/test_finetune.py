@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
@@ -59,6 +62,11 @@ def test_test_fold_rows_never_reach_training_or_normalisation(ray_local, tiny_de
     scored = np.isfinite(cv.predictions)
     assert set(cv.table.loc[scored, "fold"]) == {1, 2}
     assert list(cv.per_fold["fold"]) == [1, 2]
+    # the bundle is calibrated on the two scored folds (#17): intervals, AOA, table columns
+    assert {"coverage_90", "width_90"} <= set(cv.per_fold.columns)
+    assert cv.calibration is not None and 0.0 < cv.calibration.summary["coverage_90"] <= 1.0
+    meta = json.loads((Path(cv.bundle) / "meta.json").read_text())
+    assert (meta["intervals"], meta["aoa"]) == ("intervals.json", "aoa.npz")
 
 
 def test_freezing_without_pretrained_weights_is_rejected():
