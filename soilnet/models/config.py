@@ -100,6 +100,14 @@ class InrConfig(StrictModel):
 
     dim: int = Field(256, ge=8, description="Embedding width of a query point (MISO: 1024).")
     hidden: int = Field(256, ge=8, description="Hidden width of each stage's MLP over [cell feature, offset].")
+    jitter: float = Field(
+        0.25,
+        ge=0.0,
+        lt=0.5,
+        description="Training: each window is shifted by up to this fraction of its side (MISO: 62 of 250 px), so "
+        "labelled points are queried off-centre as `soilnet query` queries them; zeros (the normalised mean, "
+        "invalid in a mask channel) fill the edge. 0: labelled points at the centre.",
+    )
 
 
 class LocationConfig(StrictModel):

@@ -83,7 +83,8 @@ def build_inr_model(
 ) -> INRSoilModel:
     """The INR model of `cfg` (``cfg.inr`` set), with its location encoder when ``cfg.location`` is set."""
     inr = LIIF(image.stage_channels, cfg.inr.hidden, cfg.inr.dim)
-    return INRSoilModel(image, climate, inr, window, cfg.branch_dim, cfg.head.hidden, cfg.location, **head)
+    jitter = round(cfg.inr.jitter * window)
+    return INRSoilModel(image, climate, inr, window, cfg.branch_dim, cfg.head.hidden, cfg.location, jitter, **head)
 
 
 def build_model(cfg: ModelConfig, n_bands: int, n_climate_vars: int, n_months: int, window: int = 64) -> SoilNetModel:

@@ -36,6 +36,19 @@ def centre_query(size: int) -> torch.Tensor:
     return pixel_queries(size, centre, centre)
 
 
+def shift_windows(image: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Windows (B, C, P, P) moved by whole pixels: pixel (r, c) of window i goes to (r + dy_i, c + dx_i).
+
+    `shifts` is (B, 2) integer (dy, dx); what moves out is dropped and zeros fill what moves in.
+    """
+    _, _, h, w = image.shape
+    pad = int(shifts.abs().max()) if shifts.numel() else 0
+    padded = torch.nn.functional.pad(image, (pad, pad, pad, pad))
+    rows = [int(pad - dy) for dy in shifts[:, 0]]
+    cols = [int(pad - dx) for dx in shifts[:, 1]]
+    return torch.stack([padded[i, :, r : r + h, c : c + w] for i, (r, c) in enumerate(zip(rows, cols, strict=True))])
+
+
 def nearest_cells(
     features: torch.Tensor, queries: torch.Tensor
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:

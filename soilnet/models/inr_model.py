@@ -18,22 +18,22 @@ from soilnet.models.config import LocationConfig
 from soilnet.models.dense import cut_windows
 from soilnet.models.encoder import ImageEncoder
 from soilnet.models.fusion import SoilNetModel
-from soilnet.models.inr import LIIF, centre_query, pixel_queries
+from soilnet.models.inr import LIIF, centre_query, pixel_queries, shift_windows
 from soilnet.models.location import build_location_encoder, to_lonlat
 
 
 def query_coordinates(location: torch.Tensor, queries: torch.Tensor, window: int, cfg: LocationConfig) -> torch.Tensor:
     """What the location encoder reads for each query (B * Q, 2): projected x/y, or lon/lat for 'sphere'.
 
-    `location` is each window's sample x/y (B, 2) in metres of ``cfg.epsg``, at the window's centre
-    query; a query's offset is ``cfg.pixel_m`` per pixel, y north-up.
+    `location` is each window's sample x/y (B, 2) in metres of ``cfg.epsg``, at the window's first query
+    (B, 0); another query's offset from it is ``cfg.pixel_m`` per pixel, y north-up.
     """
     if location.device.type == "meta":  # FLOP counting (`soilnet.recipes.gpu_feed`): shapes only
         return torch.empty(queries.shape[0] * queries.shape[1], 2, device="meta", dtype=torch.float64)
     if cfg.pixel_m is None or (cfg.kind == "sphere" and cfg.epsg is None):
         raise ValueError("model.location needs epsg and pixel_m (a training job sets them from the raster cube)")
     half = window / 2 * cfg.pixel_m
-    offsets = (queries.double() - centre_query(window).to(queries.device).double()) * torch.tensor(
+    offsets = (queries.double() - queries[:, :1].double()) * torch.tensor(
         [half, -half], dtype=torch.float64, device=queries.device
     )
     xy = (location.double().unsqueeze(1) + offsets).reshape(-1, 2)
@@ -55,13 +55,14 @@ class INRSoilModel(SoilNetModel):
         branch_dim: int | None,
         head_hidden: list[int],
         location: LocationConfig | None = None,
+        jitter_px: int = 0,
         **head_kwargs: object,
     ) -> None:
         super().__init__(image_encoder, climate_encoder, branch_dim, head_hidden, image_dim=inr.out_dim, **head_kwargs)
         for part in image_encoder.outside_stages():  # never run: no gradient for data parallel to wait for
             part.requires_grad_(False)
         self.inr = inr
-        self.window = window
+        self.window, self.jitter_px = window, jitter_px
         self.location = location
         self.location_encoder = None
         if location is not None:  # embeddings as wide as the fused vector the head reads
@@ -117,7 +118,8 @@ class INRSoilModel(SoilNetModel):
         location: torch.Tensor | None = None,
         n_queries: int = 0,
     ) -> dict[str, torch.Tensor]:
-        """Predictions (B, k) at the centre pixel of each window.
+        """Predictions (B, k) at the centre pixel of each window (in training, of each window shifted by up to
+        ``jitter_px``: the labelled point moves off-centre with it, MISO's centre jitter).
 
         With `location` (each window's sample x/y (B, 2)), also what the geo-contrastive terms compare,
         for the centre and `n_queries` random points per window (Q = 1 + n_queries): ``fused`` (B, Q, F),
@@ -128,13 +130,18 @@ class INRSoilModel(SoilNetModel):
         if image is None:
             raise ValueError("an INR model needs image (B, C, P, P)")
         b = image.shape[0]
+        labelled = self.centre_queries(b)
+        if self.training and self.jitter_px > 0:
+            shifts = torch.randint(-self.jitter_px, self.jitter_px + 1, (b, 2), device=image.device)
+            image = shift_windows(image, shifts)
+            labelled = labelled + shifts.flip(-1).unsqueeze(1).to(labelled.dtype) * 2 / self.window  # (x, y)
         if location is None:
-            out = self.predict_points(image, climate, self.centre_queries(b), missing)
+            out = self.predict_points(image, climate, labelled, missing)
             return {k: v[:, 0] for k, v in out.items()}
         if self.location_encoder is None:
             raise ValueError("location embeddings need model.location in the recipe")
         random = torch.rand(b, n_queries, 2, device=image.device) * 2 - 1
-        queries = torch.cat([self.centre_queries(b), random], dim=1)
+        queries = torch.cat([labelled, random], dim=1)
         image_part, climate_part, fused = self.fused_points(image, climate, queries, missing)
         coords = query_coordinates(location, queries, self.window, self.location)
         places = self.location_encoder(coords.float()).reshape(b, queries.shape[1], -1)

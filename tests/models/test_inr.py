@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from soilnet.models.inr import LIIF, centre_query, nearest_cells, pixel_queries
+from soilnet.models.inr import LIIF, centre_query, nearest_cells, pixel_queries, shift_windows
 from soilnet.models.inr_model import INRSoilModel, query_coordinates
 from soilnet.recipes.recipe import RecipeConfig
 from tests.fixtures.tiny_models import tiny_miso_recipe_dict
@@ -96,3 +96,26 @@ def test_every_trainable_parameter_gets_a_gradient(arch) -> None:
     out = model(torch.rand(2, 5, 32, 32), torch.randn(2, 12, 3), None, xy, 3)
     sum(v.sum() for v in out.values()).backward()
     assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []
+
+
+def test_shift_windows_moves_pixels_and_fills_zeros() -> None:
+    image = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4) + 1
+    moved = shift_windows(image, torch.tensor([[1, -2], [0, 0]]))
+    assert torch.equal(moved[0, 0, 1:, :2], image[0, 0, :3, 2:])
+    assert (moved[0, 0, 0] == 0).all() and (moved[0, 0, :, 2:] == 0).all()
+    assert torch.equal(moved[1], image[1])
+
+
+def test_training_jitter_queries_the_labelled_point_where_the_shift_moved_it(model) -> None:
+    assert model.jitter_px == 8  # a quarter of the 32 px window
+    image, climate = torch.rand(4, 5, 32, 32), torch.randn(4, 12, 3)
+    model.train()
+    torch.manual_seed(5)
+    out = model(image, climate)["prediction"]
+    torch.manual_seed(5)
+    shifts = torch.randint(-8, 9, (4, 2))
+    queries = model.centre_queries(4) + shifts.flip(-1).unsqueeze(1).float() * 2 / 32
+    expected = model.predict_points(shift_windows(image, shifts), climate, queries)["prediction"][:, 0]
+    assert shifts.abs().sum() > 0 and torch.allclose(out, expected, atol=1e-5)
+    model.eval()
+    assert torch.equal(model(image, climate)["prediction"], model(image, climate)["prediction"])  # no jitter
