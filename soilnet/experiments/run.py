@@ -11,6 +11,7 @@ to have scored the experiment's points with the experiment's fold ids.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -307,6 +308,11 @@ def run_experiment(cfg: SoilnetConfig, design: DesignConfig) -> ExperimentReport
     return report
 
 
+def metric_name(arm: str) -> str:
+    """An arm name as MLflow accepts it in a metric key (``resnet+glam`` -> ``resnet_glam``)."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", arm)
+
+
 def tabulate(exp: Experiment, records: list[ArmRecord]) -> ExperimentReport:
     """The table, the pairwise tests and the headline of the records; logged to the parent run."""
     cfg, design = exp.cfg.experiment, exp.design
@@ -331,7 +337,7 @@ def tabulate(exp: Experiment, records: list[ArmRecord]) -> ExperimentReport:
     metrics = {}
     for row in summary.itertuples(index=False):
         for stat in ("mean", "fold_std", "seed_std"):
-            metrics[f"{row.model}.{row.metric}_{stat}"] = getattr(row, stat)
+            metrics[f"{metric_name(row.model)}.{row.metric}_{stat}"] = getattr(row, stat)
     parent.log_metrics(metrics)
     parent.finish()
     return ExperimentReport(design.name, parent.run_id, per_fold, summary, tests, table, significance, line)

@@ -100,3 +100,8 @@ def test_an_arm_on_other_points_or_folds_is_refused():
         check_shared(exp, "moved", table.assign(fold=[0, 0, 1]))
     with pytest.raises(ValueError, match="arm 'fewer'"):
         check_shared(exp, "fewer", table.iloc[:2])
+
+
+def test_arm_names_become_valid_mlflow_metric_keys():
+    assert run_module.metric_name("resnet+glam+lstm") == "resnet_glam_lstm"
+    assert run_module.metric_name("ssl-patch32") == "ssl-patch32"
