@@ -173,7 +173,7 @@ def run_deep(exp: Experiment, arm: ArmConfig, seed: int) -> ArmRecord:
     exp.nest(cv.run_id, arm.name, seed)
     check_shared(exp, arm.name, cv.table)
     per_fold = cv.per_fold.assign(model=arm.name)
-    info = {"run_id": cv.run_id, "encoders": encoders, "inputs": deep_inputs(exp.recipes[arm.name])}
+    info = {"run_id": cv.run_id, "encoders": encoders, "inputs": deep_inputs(cv.recipe)}
     return ArmRecord(arm.name, seed, per_fold, predictions_frame(cv.table, cv.predictions), info)
 
 
