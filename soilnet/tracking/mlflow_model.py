@@ -2,7 +2,8 @@
 
 ``mlflow.pyfunc.load_model("models:/soilnet-soc_g_kg@champion").predict({"image": ..., "climate": ...})``
 returns one array per target of the bundle (the ensemble mean in target units), the same numbers as
-`soilnet.recipes.bundle.ModelBundle.predict`. Inputs are decoded, physical values: ``image``
+`soilnet.recipes.bundle.ModelBundle.predict`; a categorical target (C1) gives its fold-mean class
+probabilities (B, n_classes), in the order of ``meta.classes``. Inputs are decoded, physical values: ``image``
 (B, bands, P, P) float32 with NaN for nodata, ``climate`` (B, months, variables) float32.
 """
 
@@ -32,11 +33,15 @@ class BundleModel(mlflow.pyfunc.PythonModel):
         self.bundle = load_bundle(context.artifacts[BUNDLE_KEY])
 
     def predict(self, context, model_input, params=None):  # no hints: the tensor signature is the schema
-        """Ensemble mean per target, ``{target: (B,) float32}``, of decoded image windows and climate series.
+        """Ensemble mean per target, ``{target: (B,) float32}`` (class probabilities (B, C) for a categorical one).
 
         `model_input` is a dict of arrays: ``image`` (B, bands, P, P) and ``climate`` (B, months, variables).
         """
-        mean, _ = self.bundle.predict(model_input["image"], model_input.get("climate"))
+        image, climate = model_input["image"], model_input.get("climate")
+        if any(o.categorical for o in self.bundle.meta.outputs()):
+            predicted = self.bundle.predict_outputs(image, climate)
+            return {name: parts.get("mean", parts.get("probabilities")) for name, parts in predicted.items()}
+        mean, _ = self.bundle.predict(image, climate)
         return {target: mean[:, i] for i, target in enumerate(self.bundle.meta.targets)}
 
 
@@ -53,7 +58,8 @@ def signature(bundle: Any) -> Any:
             TensorSpec(f32, (-1, meta.months, len(meta.climate_variables)), "climate"),
         ]
     )
-    return ModelSignature(inputs=inputs, outputs=Schema([TensorSpec(f32, (-1,), name) for name in meta.targets]))
+    outputs = [TensorSpec(f32, (-1, o.width) if o.categorical else (-1,), o.name) for o in meta.outputs()]
+    return ModelSignature(inputs=inputs, outputs=Schema(outputs))
 
 
 def input_example(bundle: Any, rows: int = 2) -> dict[str, np.ndarray]:

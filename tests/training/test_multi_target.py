@@ -126,6 +126,15 @@ def test_multi_target_finetune_with_missing_labels(ray_local, layered_demo, tiny
     image = np.random.default_rng(0).uniform(0, 0.3, (3, len(bundle.meta.bands), 16, 16)).astype(np.float32)
     out = bundle.predict_outputs(image, None)
     assert out["soc_g_kg_20_50cm"]["mean"].shape == (3,) and out["permafrost_0_20cm"]["probabilities"].shape == (3, 2)
-    # a fold's soc scaling comes from its training rows that carry a 20-50 cm label
-    shift, scale = bundle.meta.target_scaling[0]
+    shift, scale = bundle.meta.target_scaling[0]  # per head column: logits are not rescaled
     assert len(shift) == 10 and shift[4:] == [0.0] * 6 and scale[4:] == [1.0] * 6
+    # registered as an MLflow Model: one output per target, class probabilities for the class targets
+    import mlflow.pyfunc
+
+    from soilnet.tracking.mlflow_model import save_bundle_model
+
+    pyfunc = mlflow.pyfunc.load_model(str(save_bundle_model(cv.bundle, tmp_path / "model")))
+    climate = np.zeros((3, bundle.meta.months, len(bundle.meta.climate_variables)), np.float32)
+    served = pyfunc.predict({"image": image, "climate": climate})
+    assert set(served) == set(names) and served["taxonomy_order_0_20cm"].shape == (3, 4)
+    np.testing.assert_allclose(served["ph_h2o_0_20cm"], bundle.predict_outputs(image, climate)["ph_h2o_0_20cm"]["mean"])
