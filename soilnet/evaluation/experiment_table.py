@@ -117,7 +117,10 @@ def format_experiment(
             for r in [header, ["-" * w for w in widths], *rows]
         ]
         folds, seeds = int(block["n_folds"].max()), int(block["n_seeds"].max())
-        note = f"mean ± std over {folds} folds [std over {seeds} seeds]"
-        note += " (one seed: no spread over seeds)" if seeds < 2 else ""
+        note = (
+            f"mean ± std over {folds} folds [std over {seeds} seeds]"
+            if seeds > 1
+            else (f"mean ± std over {folds} folds (one seed: no spread over seeds)")
+        )
         blocks.append("\n".join([*([f"target: {target}"] if target else []), *lines, note]))
     return "\n\n".join(blocks)
