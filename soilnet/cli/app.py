@@ -140,6 +140,11 @@ def show_config(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     run_guarded(lambda: sys.stdout.write(dump_config(configure(config, set_))))
 
 
+def _scores(scores: dict[str, float]) -> str:
+    """``name value, ...`` of a map's scores."""
+    return ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
+
+
 @app.command("demo")
 def demo(config: ConfigOpt = None, set_: SetOpt = None, data_only: DataOnlyOpt = False) -> None:
     """Run the whole flow on the generated demo region (what `make demo` runs).
@@ -167,10 +172,12 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None, data_only: DataOnlyOpt =
         score = f"{promo.metric} {promo.candidate:.3f}"
         results.print(f"registered {promo.model} version {promo.version} ({score}): {verdict}")
         m = full.map
-        err = ", ".join(f"{k} {v:.3f}" for k, v in m.error.items())
+        err = _scores(m.error)
         results.print(
             f"map ({m.tiles} tiles, {m.seconds:.0f} s) against the true SOC map over {m.cells_scored} cells: {err}"
         )
+        for target, (scores, cells) in m.further.items():
+            results.print(f"map {target} against its true map over {cells} cells: " + _scores(scores))
         if m.aoa_fraction is not None:
             results.print(f"map aoa_fraction={m.aoa_fraction:.3f} (share of mapped pixels inside the AOA)")
         for cog in m.outputs.cogs:
