@@ -174,23 +174,24 @@ def validation_loss(
 
 def _agree(value: float, device: torch.device) -> float:
     """Rank 0's value on every worker (identical decisions, e.g. early stopping)."""
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.broadcast(tensor, src=0)
-    return float(tensor.item())
+    return _collective(value, device, total=False)
 
 
 def _total(value: float, device: torch.device) -> float:
     """The sum of `value` over every worker."""
+    return _collective(value, device, total=True)
+
+
+def _collective(value: float, device: torch.device, total: bool) -> float:
     import torch.distributed as dist
 
     if not dist.is_initialized():
         return value
     tensor = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
+    if total:
+        dist.all_reduce(tensor)
+    else:
+        dist.broadcast(tensor, src=0)
     return float(tensor.item())
 
 
