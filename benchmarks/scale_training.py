@@ -37,6 +37,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from s3_server import counts_between, start_s3
+from scale import patient_ray_start
 from soak_streaming import process_tree_memory, slope
 
 ROOT = "s3://bench/train"
@@ -92,24 +93,24 @@ def write_config(folder: Path, size: Size) -> Path:
 
 
 class MemorySampler(threading.Thread):
-    """(unix time, private + object store MiB) of a process tree, every second."""
+    """(unix time, private + object store MiB) of this process's tree (Ray and the job), the S3 server left out."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, server: int) -> None:
         super().__init__(daemon=True)
-        self.pid, self.samples, self.halt = pid, [], threading.Event()
+        self.server, self.samples, self.halt = server, [], threading.Event()
 
     def run(self) -> None:
         while not self.halt.wait(1.0):
-            mem = process_tree_memory(self.pid)
-            self.samples.append((time.time(), mem["private"] + mem["shared"]))
+            mem, moto = process_tree_memory(os.getpid()), process_tree_memory(self.server)
+            self.samples.append((time.time(), mem["private"] - moto["private"] + mem["shared"]))
 
 
-def run_job(args: list[str], log: Path) -> tuple[float, float, list[tuple[float, float]]]:
+def run_job(args: list[str], log: Path, server: int) -> tuple[float, float, list[tuple[float, float]]]:
     """Run ``soilnet ARGS`` to its end (output to ``log``); its start, end and memory samples."""
     start = time.time()
     with open(log, "w") as out:
         proc = subprocess.Popen([str(Path(sys.executable).parent / "soilnet"), *args], stdout=out, stderr=out)
-        sampler = MemorySampler(proc.pid)
+        sampler = MemorySampler(server)
         sampler.start()
         code = proc.wait()
         sampler.halt.set()
@@ -152,6 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="12 x 12 km, 1,000 points, 500 SSL windows.")
     parser.add_argument("--keep", help="Folder to work in and keep (default: a temporary one).")
+    parser.add_argument("--jobs", nargs="+", choices=["pretrain", "finetune"], default=["pretrain", "finetune"])
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
     folder = Path(args.keep or tempfile.mkdtemp(prefix="scale-training-"))
@@ -159,10 +161,15 @@ def main() -> None:
     counts = str(folder / "s3-counts.jsonl")
     server = start_s3(counts=counts)
     os.environ.setdefault("SOILNET_PROGRESS", "0")
+    import ray
+
+    patient_ray_start()  # one local cluster the jobs join ($RAY_ADDRESS): a crowded machine misses Ray's 30 s start
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
     try:
         config = write_config(folder, size)
         tracking = f"sqlite:///{folder / 'mlruns.db'}"
-        t0, t1, _ = run_job(["demo-data", "-c", str(config)], folder / "demo-data.log")
+        t0, t1, _ = run_job(["demo-data", "-c", str(config)], folder / "demo-data.log", server.process.pid)
         written = counts_between(counts, t0, t1 + 0.5)["written"]
         print(f"workspace: {size.km:g} x {size.km:g} km at 30 m, {size.points} points, {written / 1e6:.1f} MB "
               f"written to S3 in {t1 - t0:.0f} s (under load)")  # fmt: skip
@@ -170,19 +177,23 @@ def main() -> None:
         print("|---|---|---|---|---|")
         results = {}
         for name, source in (("pretrain", "stream"), ("finetune", "cache")):
+            if name not in args.jobs:
+                continue
             start, end, samples = run_job(
-                [name, "-c", str(config), "--set", f"train.data_source={source}"], folder / f"{name}.log"
-            )
+                [name, "-c", str(config), "--set", f"train.data_source={source}"], folder / f"{name}.log",
+                server.process.pid,
+            )  # fmt: skip
             rows = per_epoch(counts, start, epoch_ends(tracking, start, end), samples)
             for k, peak, read, requests in rows:
                 print(f"| {name} ({source}) | {k} | {peak:.0f} | {read / 1e6:.2f} | {requests} |")
             print(f"{name}: {end - start:.0f} s wall (under load)")
             results[name] = rows
     finally:
+        ray.shutdown()
         server.stop()
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
-    ssl, ft = results["pretrain"], results["finetune"]
+    ssl, ft = results.get("pretrain", []), results.get("finetune", [])
     growth = slope([peak for _, peak, _, _ in ssl[1:]])
     epoch2 = ft[1][2] if len(ft) > 1 else -1
     print(
