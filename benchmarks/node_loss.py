@@ -56,16 +56,6 @@ class MapHalf:
     seconds: float
 
 
-def predictor_node() -> str:
-    """Ray node id of the live predictor actor (from the GCS actor table)."""
-    import ray
-
-    for actor in ray._private.state.actors().values():
-        if "PredictStage" in actor["ActorClassName"] and actor["State"] == "ALIVE":
-            return str(actor["Address"]["NodeID"])
-    raise LookupError("no live predictor actor")
-
-
 def map_config(root: Path, out: str, executor: str, quick: bool) -> MapConfig:
     """The benchmark's map: a generated region (6 km quick, 12 km full; made once) at 240 m in 8 px tiles."""
     size_km = 6.0 if quick else 12.0
@@ -100,7 +90,7 @@ def map_half(cluster: MultiNodeCluster, root: Path, quick: bool) -> MapHalf:
     total = len(read_markers(reference.out))
     while len(read_markers(cfg.out)) < max(1, int(total * KILL_AT)) and run.is_alive():
         time.sleep(POLL_S)
-    killed_at = cluster.kill_node(cluster.node_by_id(predictor_node()))
+    killed_at = cluster.kill_node(cluster.node_of_actor("PredictStage"))
     done_at_kill = len(read_markers(cfg.out))
     while len(read_markers(cfg.out)) <= done_at_kill and run.is_alive():
         time.sleep(POLL_S)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 pytestmark = [pytest.mark.multinode, pytest.mark.slow]
@@ -33,7 +35,9 @@ def test_kill_node_takes_its_processes_objects_and_disk(multinode_cluster) -> No
     assert not node_a.temp_dir.exists() and not node_a.spill_dir.exists()
     with pytest.raises(ray.exceptions.ObjectLostError):
         ray.get(ref, timeout=60)  # no retries: the only copy went with the node
-    alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    deadline = time.monotonic() + 60  # the GCS declares it dead after its missed health checks
+    while node_a.node_id in (alive := {n["NodeID"] for n in ray.nodes() if n["Alive"]}) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert node_a.node_id not in alive and cluster.node("node_b").node_id in alive
     back = cluster.add_node("node_a")
     assert ray.get(where.options(resources={"node_a": 1}).remote()) == back.node_id != node_a.node_id
