@@ -16,11 +16,13 @@ encode as neighbours.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Literal
 
 import numpy as np
 import torch
+from pyproj import Transformer
 from torch import nn
 
 from soilnet.models.config import LocationConfig
@@ -126,9 +128,13 @@ def build_location_encoder(cfg: LocationConfig, out_dim: int) -> LocationEncoder
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _to_wgs84(epsg: int) -> Transformer:
+    """The transformer from EPSG:`epsg` to lon/lat (built once per CRS: building one costs milliseconds)."""
+    return Transformer.from_crs(epsg, 4326, always_xy=True)
+
+
 def to_lonlat(x: np.ndarray, y: np.ndarray, epsg: int) -> np.ndarray:
     """Lon/lat degrees (N, 2) of projected coordinates in EPSG:`epsg`."""
-    from pyproj import Transformer
-
-    lon, lat = Transformer.from_crs(epsg, 4326, always_xy=True).transform(np.asarray(x), np.asarray(y))
+    lon, lat = _to_wgs84(epsg).transform(np.asarray(x), np.asarray(y))
     return np.stack([lon, lat], axis=-1)
