@@ -50,7 +50,7 @@ def check_model_names(configs: Mapping[str, StrictModel]) -> None:
     ``configs`` are a deployment's job configs by job name; ValueError names the jobs that disagree.
     """
     registered = {
-        (c.tracking.model_name([c.finetune.target]), c.tracking.champion_alias): job
+        (c.tracking.model_name([spec.name for spec in c.finetune.target_specs]), c.tracking.champion_alias): job
         for job, c in configs.items()
         if isinstance(c, SoilnetConfig) and job != "demo"
     }
