@@ -31,8 +31,9 @@ Figures per stage (definitions used throughout):
 
 The rates a map is made of (input bytes read and decoded per reader CPU-second and output pixels written
 per writer CPU-second, actor start-up excluded; seconds per tile the driver spends selecting every tile
-from metadata, the run's start-up excluded) are saved to ``benchmarks/results/scale_rates.json`` for ``soilnet map plan --gpus N``,
-and the projection table for Europe and the contiguous US is printed from metadata-only continents.
+from metadata, the run's start-up excluded) are saved to ``benchmarks/results/scale_rates.json`` for
+``soilnet map plan --gpus N``, and the projection table for Europe and the contiguous US is printed from
+metadata-only continents.
 
     python benchmarks/scale.py [--quick] [--size PX] [--keep DIR]
 
