@@ -737,7 +737,7 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
     print(
         f"SCALE: pixels={outcome.pixels} map_px_per_core_s={outcome.px_per_core_s:.0f} "
-        f"nightly_read_fraction={outcome.read_fraction:.4f} changed_tiles_exact={'yes' if outcome.exact else 'no'} "
+        f"nightly_read_fraction={outcome.read_fraction:.2e} changed_tiles_exact={'yes' if outcome.exact else 'no'} "
         f"driver_peak_mib={outcome.driver_peak_mib:.0f} "
         "(target: nightly_read_fraction<=0.01 changed_tiles_exact=yes driver_peak_mib<=1024)"
     )
