@@ -94,28 +94,32 @@ def block_mode(codes: np.ndarray, factor: int, n_classes: int) -> np.ndarray:
     return np.where(counts.sum(axis=0) > 0, counts.argmax(axis=0).astype(np.float64), np.nan)
 
 
-def map_error(
-    map_url: str, truth_url: str, layer: str = "soc_g_kg", classes: list[str] | None = None
-) -> tuple[dict[str, float], int]:
-    """Scores of a map layer against its true map (band `layer` of `truth_url`) over each map cell: regression
-    metrics against the cell mean, or with `classes` accuracy and balanced accuracy against the cell's mode."""
+def map_errors(map_url: str, truth_url: str) -> dict[str, tuple[dict[str, float], int]]:
+    """Scores of every target of a map against its band of `truth_url`, with the cells scored: regression
+    metrics against each cell's mean truth, or for a class map accuracy, balanced accuracy and macro-F1
+    against each cell's most frequent true class. The truth is read once."""
     cube, truth = open_map_cube(map_url), open_raster_cube(truth_url)
     factor = round(cube.grid.res / truth.grid.res)
     west, _, _, north = cube.grid.bounds
     row0, col0 = truth.grid.rowcol(west + truth.grid.res / 2, north - truth.grid.res / 2)
-    band = truth.band_index([layer])[0]
-    true_field = truth.read_window(int(row0), int(col0), cube.grid.height * factor, cube.grid.width * factor)[band]
-    expected = block_mode(true_field, factor, len(classes)) if classes else block_mean(true_field, factor)
-    predicted = cube.read(layer).astype(np.float64)
-    if classes:
-        predicted[predicted >= len(classes)] = np.nan  # the class layer's nodata code
-    ok = np.isfinite(expected) & np.isfinite(predicted)
-    if ok.sum() < 2:
-        raise ValueError(f"{map_url}: fewer than 2 map cells of {layer!r} overlap the true map {truth_url}")
-    if classes:
-        confusion = confusion_matrix(expected[ok].astype(int), predicted[ok].astype(int), len(classes))
-        return confusion_scores(confusion), int(ok.sum())
-    return regression_metrics(expected[ok], predicted[ok]), int(ok.sum())
+    fields = truth.read_window(int(row0), int(col0), cube.grid.height * factor, cube.grid.width * factor)
+    scores = {}
+    for layer in cube.targets:
+        labels = cube.classes.get(layer)
+        true_field = fields[truth.band_index([layer])[0]]
+        expected = block_mode(true_field, factor, len(labels)) if labels else block_mean(true_field, factor)
+        predicted = cube.read(layer).astype(np.float64)
+        if labels:
+            predicted[predicted >= len(labels)] = np.nan  # the class layer's nodata code
+        ok = np.isfinite(expected) & np.isfinite(predicted)
+        if ok.sum() < 2:
+            raise ValueError(f"{map_url}: fewer than 2 map cells of {layer!r} overlap the true map {truth_url}")
+        if labels:
+            confusion = confusion_matrix(expected[ok].astype(int), predicted[ok].astype(int), len(labels))
+            scores[layer] = confusion_scores(confusion), int(ok.sum())
+        else:
+            scores[layer] = regression_metrics(expected[ok], predicted[ok]), int(ok.sum())
+    return scores
 
 
 def map_demo(
@@ -136,7 +140,7 @@ def map_demo(
     cfg = demo_map_config(raster, climate, region, out, bundle, resolution_m, run_id, executor, tracking_uri, targets)
     result = run_map(cfg, overwrite=True)
     outputs = export_outputs(cfg)
-    scores = {t: map_error(map_cube_url(out), truth, t, card.classes.get(t)) for t in targets}
+    scores = map_errors(map_cube_url(out), truth)
     error, cells = scores.pop(targets[0])
     log.info("demo map: RMSE %.2f g/kg, R2 %.2f over %d cells", error["rmse"], error["r2"], cells)
     share = aoa_fraction(open_map_cube(result.map_url))
